@@ -1,0 +1,48 @@
+# The README's commands. Everything a fresh machine needs is installed from the project's files.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+UV     := $(BIN)/uv
+PKGS   := -e ./pipedrive-simulator -e ./tap-pipedrive -e ./target-pipeboard-postgres
+STAMP  := $(VENV)/.pipeboard-installed
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test lint typecheck bench lock clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements/dev.in requirements/constraints.txt tap-pipedrive/pyproject.toml \
+          target-pipeboard-postgres/pyproject.toml pipedrive-simulator/pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "Pipeboard needs Python 3.11 or newer (found: $$($(PYTHON) --version))"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || \
+	  { echo "Could not create a virtualenv: on Debian/Ubuntu run 'apt-get install python3-venv'"; exit 1; }
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
+	$(UV) pip install --quiet --python $(BIN)/python -c requirements/constraints.txt \
+	  $(PKGS) -r requirements/dev.in
+	@touch $@
+
+demo: setup
+	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy
+
+bench: setup
+	PATH="$(CURDIR)/$(BIN):$$PATH" bash bench/run_all.sh
+
+# Re-pin every dependency (see README: "Updating dependencies").
+lock:
+	$(UV) pip compile --quiet --python-version 3.11 --universal -o requirements/constraints.txt \
+	  requirements/dev.in tap-pipedrive/pyproject.toml target-pipeboard-postgres/pyproject.toml \
+	  pipedrive-simulator/pyproject.toml
+
+clean:
+	rm -rf $(VENV) .meltano .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,146 @@
+"""SimulatorHandle: a running simulator and the controls tests use on it."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+from typing import Any
+
+from pipedrive_simulator.server import SimulatorHTTPServer, serve_in_thread
+from pipedrive_simulator.simulator import Simulator
+from pipedrive_simulator.truth import truth
+
+
+class SimulatorHandle:
+    def __init__(
+        self, simulator: Simulator, server: SimulatorHTTPServer, thread: threading.Thread
+    ) -> None:
+        self.simulator = simulator
+        self._server = server
+        self._thread = thread
+
+    # -- connection facts --------------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        return self._server.base_url
+
+    @property
+    def api_token(self) -> str:
+        return self.simulator.api_token
+
+    @property
+    def oauth_client_id(self) -> str:
+        return self.simulator.auth.client_id
+
+    @property
+    def oauth_client_secret(self) -> str:
+        return self.simulator.auth.client_secret
+
+    def oauth_code(self, redirect_uri: str = "") -> str:
+        """An authorization code, as the consent screen would hand one to a redirect URI."""
+        return self.simulator.auth.issue_code(redirect_uri)
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    # -- ground truth ------------------------------------------------------------------------
+    def truth(self, entity: str) -> list[dict[str, Any]]:
+        return truth(self.simulator.account, entity, base_url=self.base_url)
+
+    def stage_history(self, deal_id: int) -> list[dict[str, Any]]:
+        return self.simulator.account.stage_history(deal_id)
+
+    # -- clock -------------------------------------------------------------------------------
+    @property
+    def now(self) -> datetime:
+        return self.simulator.clock.now
+
+    def advance(self, seconds: float) -> datetime:
+        return self.simulator.clock.advance(seconds)
+
+    # -- mutations ---------------------------------------------------------------------------
+    def create(self, entity: str, **fields: Any) -> dict[str, Any]:
+        return self.simulator.mutator.create(entity, **fields)
+
+    def update(self, entity: str, id: Any, **fields: Any) -> dict[str, Any]:
+        return self.simulator.mutator.update(entity, id, **fields)
+
+    def delete(self, entity: str, id: Any) -> None:
+        self.simulator.mutator.delete(entity, id)
+
+    def archive_deal(self, id: int) -> dict[str, Any]:
+        return self.simulator.mutator.archive_deal(id)
+
+    def move_deal(self, id: int, stage_id: int, user_id: int | None = None) -> dict[str, Any]:
+        return self.simulator.mutator.move_deal(id, stage_id, user_id)
+
+    def add_field(
+        self, entity: str, name: str, field_type: str, options: list[str] | None = None
+    ) -> str:
+        return self.simulator.mutator.add_field(entity, name, field_type, options)
+
+    def rename_field(self, entity: str, key: str, new_name: str) -> None:
+        self.simulator.mutator.rename_field(entity, key, new_name)
+
+    def delete_field(self, entity: str, key: str) -> None:
+        self.simulator.mutator.delete_field(entity, key)
+
+    def add_field_option(self, entity: str, key: str, label: str) -> int:
+        return self.simulator.mutator.add_field_option(entity, key, label)
+
+    def rename_stage(self, id: int, name: str) -> None:
+        self.simulator.mutator.rename_stage(id, name)
+
+    def add_stage(self, pipeline_id: int, name: str) -> int:
+        return self.simulator.mutator.add_stage(pipeline_id, name)
+
+    def random_changes(self, n: int, seed: int | None = None) -> dict[str, int]:
+        return self.simulator.mutator.random_changes(n, seed)
+
+    # -- faults and rate limits --------------------------------------------------------------
+    def set_fault(
+        self,
+        kind: str,
+        *,
+        path: str | None = None,
+        times: int | None = None,
+        probability: float | None = None,
+        delay: float | None = None,
+    ) -> None:
+        self.simulator.faults.add(
+            kind, path=path, times=times, probability=probability, delay=delay
+        )
+
+    def clear_faults(self) -> None:
+        self.simulator.faults.clear()
+
+    def set_plan(self, name: str) -> None:
+        self.simulator.ratelimit.set_plan(name)
+
+    def set_budget_remaining(self, tokens: int) -> None:
+        self.simulator.ratelimit.set_budget_remaining(tokens)
+
+    # -- stats -------------------------------------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        return self.simulator.stats.snapshot()
+
+    def reset_stats(self) -> None:
+        self.simulator.stats.reset()
+
+
+def start(
+    seed: int = 42,
+    deals: int | None = None,
+    plan: str = "unlimited",
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    api_token: str | None = None,
+    **sizes: int | None,
+) -> SimulatorHandle:
+    """Start a simulator in a background thread; ``.stop()`` ends it."""
+    simulator = Simulator(seed=seed, deals=deals, plan=plan, api_token=api_token, **sizes)
+    server = SimulatorHTTPServer(simulator, host, port)
+    return SimulatorHandle(simulator, server, serve_in_thread(server))

@@ -1,0 +1,183 @@
+"""Trim the vendored Pipedrive OpenAPI specs to what the tap needs, as JSON.
+
+The tap must not parse the 1 MB YAML files at run time (seconds per start), so this script
+extracts each stream's record schema and every GET operation's token cost into
+``src/tap_pipedrive/openapi/pipedrive.json``. A test regenerates it and fails when it is stale.
+
+Usage: python scripts/trim_openapi.py [--check]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEC_DIR = ROOT.parent.parent / "shared" / "pipedrive-openapi"
+if not SPEC_DIR.is_dir():  # the workspace copy lives next to the repository
+    SPEC_DIR = Path("/work/shared/pipedrive-openapi")
+OUTPUT = ROOT / "src" / "tap_pipedrive" / "openapi" / "pipedrive.json"
+
+SPECS = {"v2": "pipedrive-api-v2.openapi.yaml", "v1": "pipedrive-api-v1.openapi.yaml"}
+
+# stream name -> (API version, list path); v1 only where v2 has no such entity.
+STREAM_ENDPOINTS: dict[str, tuple[str, str]] = {
+    "deals": ("v2", "/deals"),
+    "persons": ("v2", "/persons"),
+    "organizations": ("v2", "/organizations"),
+    "activities": ("v2", "/activities"),
+    "products": ("v2", "/products"),
+    "deal_products": ("v2", "/deals/products"),
+    "pipelines": ("v2", "/pipelines"),
+    "stages": ("v2", "/stages"),
+    "deal_fields": ("v2", "/dealFields"),
+    "person_fields": ("v2", "/personFields"),
+    "organization_fields": ("v2", "/organizationFields"),
+    "product_fields": ("v2", "/productFields"),
+    "activity_fields": ("v2", "/activityFields"),
+    "leads": ("v1", "/leads"),
+    "notes": ("v1", "/notes"),
+    "users": ("v1", "/users"),
+    "files": ("v1", "/files"),
+    "activity_types": ("v1", "/activityTypes"),
+    "currencies": ("v1", "/currencies"),
+}
+
+# Timestamps the specs declare as plain strings; v1 ones are normalised to RFC 3339 by the tap.
+DATETIME_KEYS = frozenset(
+    {
+        "created",
+        "modified",
+        "last_login",
+        "marked_as_done_time",
+        "last_incoming_mail_time",
+        "last_outgoing_mail_time",
+    }
+)
+
+
+def _resolve(spec: dict[str, Any], node: Any) -> Any:
+    if isinstance(node, dict):
+        if "$ref" in node:
+            name = node["$ref"].rsplit("/", 1)[-1]
+            return _resolve(spec, spec["components"]["schemas"][name])
+        return {k: _resolve(spec, v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_resolve(spec, item) for item in node]
+    return node
+
+
+def _merge_all_of(node: dict[str, Any]) -> dict[str, Any]:
+    if "allOf" not in node:
+        return node
+    merged: dict[str, Any] = {}
+    for part in node["allOf"]:
+        part = _merge_all_of(part)
+        if "properties" in part:
+            merged["type"] = "object"
+            merged.setdefault("properties", {}).update(part["properties"])
+        else:  # a scalar wrapped in allOf (e.g. a $ref to an enum of integers)
+            merged.update({k: v for k, v in part.items() if k != "description"})
+    return merged
+
+
+def _json_schema(node: dict[str, Any], key: str = "") -> dict[str, Any]:
+    """OpenAPI schema -> JSON schema; every value nullable (the real API sends nulls freely)."""
+    node = _merge_all_of(node)
+    for combinator in ("oneOf", "anyOf"):
+        if combinator in node:
+            return {}
+    kind = node.get("type")
+    out: dict[str, Any]
+    if kind == "object" or "properties" in node:
+        props = node.get("properties")
+        if props:
+            out = {
+                "type": ["object", "null"],
+                "properties": {k: _json_schema(v, k) for k, v in props.items()},
+            }
+        else:
+            out = {"type": ["object", "null"]}
+    elif kind == "array":
+        items = node.get("items")
+        out = {"type": ["array", "null"]}
+        if items:
+            out["items"] = _json_schema(items)
+    elif kind in {"string", "integer", "number", "boolean"}:
+        out = {"type": [kind, "null"]}
+        fmt = node.get("format")
+        if (
+            kind == "string"
+            and (key.endswith("_time") or key in DATETIME_KEYS)
+            and key not in {"due_time", "duration"}
+        ):
+            out["format"] = "date-time"
+        elif fmt in {"date", "date-time"}:
+            out["format"] = fmt
+    else:
+        return {}
+    return out
+
+
+def _list_item_schema(spec: dict[str, Any], path: str) -> dict[str, Any]:
+    op = spec["paths"][path]["get"]
+    content = op["responses"]["200"]["content"]["application/json"]
+    body = _merge_all_of(_resolve(spec, content["schema"]))
+    data = body["properties"]["data"]
+    items = _merge_all_of(data.get("items", data))
+    schema = _json_schema(items)
+    schema["type"] = "object"
+    return schema
+
+
+def build() -> dict[str, Any]:
+    specs = {v: yaml.safe_load((SPEC_DIR / f).read_text()) for v, f in SPECS.items()}
+    costs: dict[str, int] = {}
+    for version, spec in specs.items():
+        prefix = f"/api/{version}"
+        for path, ops in spec["paths"].items():
+            for method, op in ops.items():
+                if isinstance(op, dict) and "x-token-cost" in op:
+                    costs[f"{method.upper()} {prefix}{path}"] = int(op["x-token-cost"])
+    streams = {
+        name: {
+            "version": version,
+            "path": f"/api/{version}{path}",
+            "token_cost": costs[f"GET /api/{version}{path}"],
+            "schema": _list_item_schema(specs[version], path),
+        }
+        for name, (version, path) in STREAM_ENDPOINTS.items()
+    }
+    return {
+        "generated_by": "tap-pipedrive/scripts/trim_openapi.py",
+        "sources": SPECS,
+        "token_costs": dict(sorted(costs.items())),
+        "streams": streams,
+    }
+
+
+def render() -> str:
+    return json.dumps(build(), indent=1, sort_keys=True) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--check", action="store_true", help="fail if the output is stale")
+    args = parser.parse_args()
+    text = render()
+    if args.check:
+        if OUTPUT.read_text() != text:
+            print(f"{OUTPUT} is stale: run scripts/trim_openapi.py", file=sys.stderr)
+            return 1
+        return 0
+    OUTPUT.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""A Redis cache with a TTL for the account's small, slow-changing dictionaries.
+
+Field definitions, stages, pipelines and users are read at every start (discovery needs the
+field definitions); caching them saves tokens when many runs start close together. Keys name the
+account (see ``store.account_key``), never the token. Without ``redis_url`` nothing is cached.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+import orjson
+
+from tap_pipedrive.store import KEY_PREFIX
+
+if t.TYPE_CHECKING:
+    import redis
+
+Records = list[dict[str, t.Any]]
+
+
+class DictionaryCache:
+    """Get/put whole dictionaries (lists of records) by name."""
+
+    def __init__(self, client: redis.Redis[bytes] | None, account: str, ttl_seconds: int) -> None:
+        self._redis = client
+        self._prefix = f"{KEY_PREFIX}:{account}:cache"
+        self._ttl = ttl_seconds
+
+    @property
+    def enabled(self) -> bool:
+        return self._redis is not None and self._ttl > 0
+
+    def key(self, name: str) -> str:
+        return f"{self._prefix}:{name}"
+
+    def get(self, name: str) -> Records | None:
+        if not self.enabled:
+            return None
+        assert self._redis is not None
+        raw = self._redis.get(self.key(name))
+        if raw is None:
+            return None
+        return t.cast("Records", orjson.loads(raw))
+
+    def put(self, name: str, records: Records) -> None:
+        if not self.enabled:
+            return
+        assert self._redis is not None
+        self._redis.set(self.key(name), orjson.dumps(records), ex=self._ttl)
+
+    def invalidate(self, name: str) -> None:
+        if self._redis is not None:
+            self._redis.delete(self.key(name))

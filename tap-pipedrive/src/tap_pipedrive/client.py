@@ -1,0 +1,460 @@
+"""The base stream every Pipedrive stream derives from.
+
+All behaviour lives here (URLs, paging, incremental parameters, custom-field flattening, delete
+markers, v1 timestamp normalisation, caching of dictionaries, retries and progress logs), so a
+stream class only names its endpoint and keys. Requests go through the run's
+:class:`~tap_pipedrive.api.PipedriveApi` (auth, pacing, token counting, circuit breaker).
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import time
+import typing as t
+import zlib
+from functools import cached_property
+
+import orjson
+import requests
+from singer_sdk.helpers.conform import TypeConformanceLevel
+from singer_sdk.mapper import SameRecordTransform
+from singer_sdk.streams import RESTStream
+from typing_extensions import override
+
+from tap_pipedrive.api import OPENAPI, PipedriveApi
+from tap_pipedrive.fields import (
+    CustomField,
+    CustomFieldFlattener,
+    annotate_keys,
+    restore_annotations,
+)
+from tap_pipedrive.output import OrjsonSingerWriter
+from tap_pipedrive.pagination import (
+    CursorPaginator,
+    MalformedResponseError,
+    OffsetPaginator,
+    response_body,
+)
+from tap_pipedrive.resilience import backoff_waits
+
+if t.TYPE_CHECKING:
+    from singer_sdk.helpers.types import Context
+    from singer_sdk.pagination import BaseAPIPaginator
+
+    from tap_pipedrive.tap import TapPipedrive
+
+DELETED_AT = "_sdc_deleted_at"
+FULL_TABLE = "FULL_TABLE"
+
+
+class PipedriveStream(RESTStream[t.Any]):
+    """A Pipedrive list endpoint (v2 keyset cursors or v1 offsets)."""
+
+    primary_keys: t.ClassVar[tuple[str, ...]] = ("id",)
+    #: Field-definition entity whose custom fields this stream's records carry.
+    fields_entity: t.ClassVar[str | None] = None
+    #: (property, value) pairs that mark a record as deleted.
+    deleted_flags: t.ClassVar[tuple[tuple[str, t.Any], ...]] = (("is_deleted", True),)
+    #: Constant query parameters.
+    extra_params: t.ClassVar[dict[str, str]] = {}
+    #: Largest page the endpoint allows.
+    max_page_size: t.ClassVar[int] = 500
+    #: False for v1 endpoints that return everything in one response.
+    paginated: t.ClassVar[bool] = True
+    #: Small dictionaries kept in the Redis cache (when configured).
+    cacheable: t.ClassVar[bool] = False
+
+    # Records are typed by the schema already; conforming only the top level keeps the
+    # per-record cost low (nested objects are passed through as the API sent them).
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.ROOT_ONLY
+
+    def __init__(self, tap: TapPipedrive) -> None:
+        self.api: PipedriveApi = tap.api
+        spec = OPENAPI.streams[self.name]
+        self.api_version: str = spec["version"]
+        self.custom_fields: list[CustomField] = (
+            tap.custom_fields(self.fields_entity) if self.fields_entity else []
+        )
+        self._flatten = CustomFieldFlattener(self.custom_fields) if self.custom_fields else None
+        super().__init__(tap, schema=self._build_schema(spec["schema"]))
+        self._datetime_keys = tuple(
+            k for k, v in self.schema["properties"].items() if v.get("format") == "date-time"
+        )
+        self._progress_every = float(self.config.get("progress_interval_seconds", 30))
+        self._progress_started = 0.0
+        self._progress_last = 0.0
+        self._progress_count = 0
+        self._extracted_at = dt.datetime.now(dt.UTC)
+        self._warned_extra = False
+
+    # -- schema --------------------------------------------------------------------------------
+
+    def _build_schema(self, base: dict[str, t.Any]) -> dict[str, t.Any]:
+        schema = copy.deepcopy(base)
+        props: dict[str, t.Any] = schema["properties"]
+        if self.fields_entity:
+            props.pop("custom_fields", None)
+        annotate_keys(props)
+        for field in self.custom_fields:
+            props.update(field.schema_properties())
+        if self.deleted_flags:
+            props[DELETED_AT] = {"type": ["string", "null"], "format": "date-time"}
+        for key in self.primary_keys:
+            if key in props:
+                props[key]["type"] = [tt for tt in props[key]["type"] if tt != "null"]
+        return schema
+
+    # -- output --------------------------------------------------------------------------------
+
+    @cached_property
+    def _fast_output(self) -> OrjsonSingerWriter | None:
+        """The writer's record fast path, when no stream map or flattening needs the SDK's."""
+        writer = self._tap.message_writer
+        maps = self.stream_maps
+        if (
+            isinstance(writer, OrjsonSingerWriter)
+            and len(maps) == 1
+            and type(maps[0]) is SameRecordTransform
+            and not self.config.get("flattening_enabled")
+        ):
+            return writer
+        return None
+
+    @cached_property
+    def _selected_properties(self) -> frozenset[str]:
+        mask = self.mask
+        return frozenset(
+            name
+            for name in self.effective_schema.get("properties", {})
+            if mask.get(("properties", name), True)
+        )
+
+    @override
+    def _write_record_message(self, record: dict[str, t.Any]) -> None:
+        writer = self._fast_output
+        if writer is None:
+            super()._write_record_message(record)
+            return
+        # Records are JSON from the API already typed as the schema says, so the SDK's
+        # per-value conformance pass is skipped; only unselected or unknown keys are dropped.
+        extra = record.keys() - self._selected_properties
+        if extra:
+            if not self._warned_extra:
+                self._warned_extra = True
+                self.logger.info(
+                    "Properties %s of '%s' are not in the catalog schema (or not selected) and "
+                    "are not emitted.",
+                    sorted(extra),
+                    self.name,
+                )
+            for key in extra:
+                del record[key]
+        writer.write_record(self.name, record, self._stream_version, self._extracted_at)
+        self.state_manager.is_flushed = False
+
+    @override
+    def _generate_schema_messages(self) -> t.Generator[t.Any, None, None]:
+        for message in super()._generate_schema_messages():
+            restore_annotations(message.schema, self.schema)
+            yield message
+
+    # -- requests ------------------------------------------------------------------------------
+
+    @property
+    @override
+    def url_base(self) -> str:
+        return self.api.base_url
+
+    @property
+    @override
+    def requests_session(self) -> requests.Session:
+        return self.api.session
+
+    @property
+    @override
+    def timeout(self) -> int:
+        return int(self.config.get("request_timeout", 300))
+
+    def endpoint_for(self, context: Context | None) -> str:
+        """The path template of the request (also the token-cost and metrics label)."""
+        return str(self.path)
+
+    @override
+    def get_url(self, context: Context | None) -> str:
+        return f"{self.url_base}{self.endpoint_for(context)}"
+
+    @property
+    def page_size(self) -> int:
+        return min(int(self.config.get("page_size", 500)), self.max_page_size)
+
+    @override
+    def get_new_paginator(self) -> BaseAPIPaginator[t.Any] | None:
+        if not self.paginated:
+            return None
+        return CursorPaginator() if self.api_version == "v2" else OffsetPaginator()
+
+    @override
+    def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
+        params: dict[str, t.Any] = dict(self.extra_params)
+        if self.paginated:
+            params["limit"] = self.page_size
+            if next_page_token is not None:
+                params["cursor" if self.api_version == "v2" else "start"] = next_page_token
+        return params
+
+    @override
+    def _request(
+        self, prepared_request: requests.PreparedRequest, context: Context | None
+    ) -> requests.Response:
+        endpoint = self.endpoint_for(context)
+        return self.api.send(
+            prepared_request,
+            endpoint,
+            cost=self.api.cost_of("GET", endpoint),
+            validate=self.validate_body,
+        )
+
+    def validate_body(self, body: dict[str, t.Any]) -> None:
+        """Reject a 200 whose list is ``null`` with no paging data (a glitch, not an empty list).
+
+        An empty list comes with ``additional_data`` (cursor or pagination); the real API
+        sometimes answers ``{"data": null}`` alone, and taking that for the end of the list would
+        silently drop the remaining pages, so it is retried instead.
+        """
+        if body.get("data") is None and not body.get("additional_data") and self.paginated:
+            msg = f"200 with a null body from GET {self.path}"
+            raise MalformedResponseError(msg)
+        if body.get("data") is None and not self.paginated:
+            msg = f"200 with a null body from GET {self.path}"
+            raise MalformedResponseError(msg)
+
+    # -- retries (the SDK's backoff hooks) -----------------------------------------------------
+
+    @override
+    def backoff_wait_generator(self) -> t.Generator[float, t.Any, None]:
+        return backoff_waits(
+            float(self.config.get("retry_initial_wait_seconds", 1.0)),
+            float(self.config.get("retry_max_wait_seconds", 60.0)),
+        )
+
+    @override
+    def backoff_max_tries(self) -> int:
+        return int(self.config.get("max_retries", 8)) + 1
+
+    @override
+    def backoff_jitter(self, value: float) -> float:
+        return value  # jitter is drawn by the wait generator itself
+
+    @override
+    def backoff_handler(self, details: t.Any) -> None:
+        self.api.metrics.retries.inc()
+        exc = details.get("exception")
+        self.logger.warning(
+            "Retrying GET %s in %.2fs (attempt %d): %s",
+            self.path,
+            details.get("wait") or 0.0,
+            details.get("tries") or 0,
+            exc,
+        )
+
+    # -- records -------------------------------------------------------------------------------
+
+    @override
+    def parse_response(self, response: requests.Response) -> t.Iterable[dict[str, t.Any]]:
+        data = response_body(response).get("data")
+        if data is None:
+            return []
+        rows = data if isinstance(data, list) else [data]
+        self._extracted_at = dt.datetime.now(dt.UTC)
+        self.api.metrics.records_extracted.labels(self.name).inc(len(rows))
+        self._log_progress(len(rows))
+        return rows
+
+    def _log_progress(self, count: int) -> None:
+        now = time.monotonic()
+        if not self._progress_started:
+            self._progress_started = self._progress_last = now
+        self._progress_count += count
+        if now - self._progress_last >= self._progress_every:
+            self._progress_last = now
+            elapsed = max(now - self._progress_started, 1e-9)
+            self.logger.info(
+                "Progress: stream=%s records=%d rate=%.0f/s",
+                self.name,
+                self._progress_count,
+                self._progress_count / elapsed,
+                extra={"stream": self.name, "records": self._progress_count},
+            )
+
+    @override
+    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        if self.cacheable and self.api.cache.enabled:
+            cached = self.api.cache.get(self.name)
+            if cached is None:
+                cached = list(self.request_records(context))
+                self.api.cache.put(self.name, cached)
+            yield from (dict(row) for row in cached)
+        else:
+            yield from self.request_records(context)
+        if self.is_last_partition(context):
+            self.finish_full_read()
+
+    def is_last_partition(self, context: Context | None) -> bool:
+        """True for the last (or only) partition of a top-level stream's sync."""
+        if self.parent_stream_type is not None:
+            return False
+        partitions = self.partitions
+        return not partitions or dict(context or {}) == partitions[-1]
+
+    def finish_full_read(self) -> None:
+        """End a reconciliation read: ACTIVATE_VERSION after the last record, so a target
+        retires rows of older versions only once every current row has arrived."""
+        if self.reconciling and self._stream_version is not None:
+            self._write_activate_version_message(self._stream_version)
+
+    @override
+    def post_process(
+        self, row: dict[str, t.Any], context: Context | None = None
+    ) -> dict[str, t.Any] | None:
+        if self.api_version == "v1":
+            for key in self._datetime_keys:
+                value = row.get(key)
+                if value and len(value) == 19 and value[10] == " ":
+                    row[key] = f"{value[:10]}T{value[11:]}Z"
+        if self._flatten is not None:
+            self._flatten(row)
+        if self.deleted_flags:
+            # Always present, so a record restored in Pipedrive clears its delete marker.
+            row[DELETED_AT] = None
+            for key, marker in self.deleted_flags:
+                if row.get(key) == marker:
+                    row[DELETED_AT] = row.get("update_time") or row.get("modified")
+                    break
+        return row
+
+    # -- reconciliation ------------------------------------------------------------------------
+
+    @property
+    def reconciling(self) -> bool:
+        return bool(self.config.get("reconcile", False))
+
+    @property
+    @override
+    def replication_method(self) -> str:
+        if self.reconciling:
+            return FULL_TABLE
+        return super().replication_method
+
+    @property
+    @override
+    def emit_activate_version_messages(self) -> bool:
+        return self.reconciling
+
+
+class IncrementalStream(PipedriveStream):
+    """Read in ascending ``update_time`` from the bookmark (``updated_since``, inclusive).
+
+    The bookmark advances with every record, so an interrupted run resumes where it stopped.
+    Because ``updated_since`` is inclusive and only to the second, the state also remembers a
+    digest of each record already emitted at the bookmark's exact second; on the next run those
+    are skipped unless they changed, so nothing is duplicated and nothing is lost. A record
+    joins that set only once it is written, and the set is used only while it belongs to the
+    bookmark's second. Digests are computed only when a STATE message is about to be written
+    (see :meth:`settle_boundary`), not per record.
+    """
+
+    replication_key = "update_time"
+    is_sorted = True
+    STATE_MSG_FREQUENCY = 500
+
+    def __init__(self, tap: TapPipedrive) -> None:
+        super().__init__(tap)
+        self._skip_at: str | None = None
+        self._skip: dict[str, int] = {}
+        self._group_at: str | None = None
+        self._group_rows: dict[str, dict[str, t.Any]] = {}
+        self._group_digests: dict[str, int] = {}
+        self._state_ref: dict[str, t.Any] | None = None
+
+    def updated_since(self, context: Context | None) -> str | None:
+        if self.reconciling:
+            return None
+        start = self.get_starting_timestamp(context)
+        if start is None:
+            return None
+        return start.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    @override
+    def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
+        params = super().get_url_params(context, next_page_token)
+        if self.api_version == "v2":
+            params["sort_by"] = "update_time"
+            params["sort_direction"] = "asc"
+        else:
+            params["sort"] = "update_time ASC"
+        since = self.updated_since(context)
+        if since:
+            params["updated_since"] = since
+        return params
+
+    def _digest(self, row: dict[str, t.Any]) -> int:
+        """Digest of a record as emitted (selected properties only)."""
+        keep = self._selected_properties
+        return zlib.crc32(orjson.dumps({k: v for k, v in row.items() if k in keep}))
+
+    @override
+    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        state = self.get_context_state(context)
+        boundary = state.get("boundary") or {}
+        # The remembered records count only if they are at the bookmark's own second.
+        if self.reconciling or boundary.get("update_time") != state.get("replication_key_value"):
+            boundary = {}
+        self._skip_at = boundary.get("update_time")
+        self._skip = dict(boundary.get("ids") or {})
+        self._group_at, self._group_rows, self._group_digests = None, {}, {}
+        self._state_ref = state
+        yield from super().get_records(context)
+        self.settle_boundary()
+
+    @override
+    def post_process(
+        self, row: dict[str, t.Any], context: Context | None = None
+    ) -> dict[str, t.Any] | None:
+        processed = super().post_process(row, context)
+        if processed is None or self._skip_at is None:
+            return processed
+        stamp = processed.get("update_time")
+        if stamp == self._skip_at:
+            ident = str(processed.get(self.primary_keys[0]))
+            digest = self._skip.get(ident)
+            if digest is not None and digest == self._digest(processed):
+                # Emitted by an earlier run and unchanged: not again, but it stays in the set.
+                self._join_boundary(stamp)
+                self._group_digests[ident] = digest
+                return None
+        return processed
+
+    def _join_boundary(self, stamp: str) -> None:
+        if stamp != self._group_at:
+            self._group_at, self._group_rows, self._group_digests = stamp, {}, {}
+            if self._state_ref is not None:
+                self._state_ref["boundary"] = {"update_time": stamp, "ids": self._group_digests}
+
+    @override
+    def _write_record_message(self, record: dict[str, t.Any]) -> None:
+        super()._write_record_message(record)
+        stamp = record.get("update_time")
+        if stamp is None or self.reconciling:
+            return
+        self._join_boundary(stamp)
+        ident = str(record.get(self.primary_keys[0]))
+        self._group_digests.pop(ident, None)  # written again: digest it as written now
+        self._group_rows[ident] = record
+
+    def settle_boundary(self) -> None:
+        """Fill in the digests of the records written at the current boundary second."""
+        digests = self._group_digests
+        for ident, row in self._group_rows.items():
+            if ident not in digests:
+                digests[ident] = self._digest(row)

@@ -1,0 +1,91 @@
+"""Paginators for the two Pipedrive list styles: v2 keyset cursors and v1 offsets.
+
+Both read the JSON body that :func:`response_body` parsed once per response, so a page is
+decoded a single time however many consumers look at it.
+"""
+
+from __future__ import annotations
+
+import typing as t
+from urllib.parse import urlparse
+
+import orjson
+import requests
+from singer_sdk.exceptions import RetriableAPIError
+from singer_sdk.pagination import BaseAPIPaginator
+from typing_extensions import override
+
+_BODY_ATTR = "_pipedrive_body"
+
+
+class MalformedResponseError(RetriableAPIError):
+    """A 200 response whose body is not the JSON envelope Pipedrive promises."""
+
+
+def response_body(response: requests.Response) -> dict[str, t.Any]:
+    """The response's JSON envelope, parsed once and remembered on the response.
+
+    Raises:
+        MalformedResponseError: the body is not JSON or not an object (e.g. a literal ``null``
+            or a truncated page); such responses are retried.
+    """
+    cached = response.__dict__.get(_BODY_ATTR)
+    if cached is not None:
+        return t.cast("dict[str, t.Any]", cached)
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError as exc:
+        msg = f"Malformed JSON from {response.request.method} {_path(response)}: {exc}"
+        raise MalformedResponseError(msg, response) from None
+    if not isinstance(body, dict):
+        msg = (
+            f"Unexpected body from {response.request.method} {_path(response)}: "
+            f"a JSON {type(body).__name__} instead of an object"
+        )
+        raise MalformedResponseError(msg, response)
+    response.__dict__[_BODY_ATTR] = body
+    return body
+
+
+def _path(response: requests.Response) -> str:
+    return urlparse(response.url).path or "?"
+
+
+class CursorPaginator(BaseAPIPaginator[str | None]):
+    """API v2: ``additional_data.next_cursor`` names the next page; ``null`` ends the list."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+
+    @override
+    def get_next(self, response: requests.Response) -> str | None:
+        extra = response_body(response).get("additional_data") or {}
+        cursor = extra.get("next_cursor")
+        return str(cursor) if cursor else None
+
+    @override
+    def continue_if_empty(self, response: requests.Response) -> bool:
+        # An empty page that still carries a cursor is not the end of the list.
+        return self.get_next(response) is not None
+
+
+class OffsetPaginator(BaseAPIPaginator[int | None]):
+    """API v1: ``additional_data.pagination`` says whether more items follow and where."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+
+    @override
+    def get_next(self, response: requests.Response) -> int | None:
+        extra = response_body(response).get("additional_data") or {}
+        page = extra.get("pagination") or extra
+        if not page.get("more_items_in_collection"):
+            return None
+        next_start = page.get("next_start")
+        if next_start is None:
+            return int(page.get("start", 0)) + int(page.get("limit", 0))
+        return int(next_start)
+
+    @override
+    def continue_if_empty(self, response: requests.Response) -> bool:
+        return self.get_next(response) is not None

@@ -1,0 +1,33 @@
+"""Activities and their types, notes and files."""
+
+from __future__ import annotations
+
+from tap_pipedrive.client import IncrementalStream, PipedriveStream
+
+
+class ActivitiesStream(IncrementalStream):
+    name = "activities"
+    path = "/api/v2/activities"
+    fields_entity = "activity"
+
+
+class ActivityTypesStream(PipedriveStream):
+    name = "activity_types"
+    path = "/api/v1/activityTypes"
+    paginated = False
+    deleted_flags = ()
+
+
+class NotesStream(IncrementalStream):
+    name = "notes"
+    path = "/api/v1/notes"
+    deleted_flags = (("active_flag", False),)
+
+
+class FilesStream(PipedriveStream):
+    """Files (API v1 has no ``updated_since`` for files, so they are read in full)."""
+
+    name = "files"
+    path = "/api/v1/files"
+    max_page_size = 100  # the endpoint's documented maximum
+    deleted_flags = (("active_flag", False),)

@@ -1,0 +1,24 @@
+"""Users, pipelines and stages: small dictionaries read in full (and cached when configured)."""
+
+from __future__ import annotations
+
+from tap_pipedrive.client import PipedriveStream
+
+
+class UsersStream(PipedriveStream):
+    name = "users"
+    path = "/api/v1/users"
+    paginated = False
+    cacheable = True
+
+
+class PipelinesStream(PipedriveStream):
+    name = "pipelines"
+    path = "/api/v2/pipelines"
+    cacheable = True
+
+
+class StagesStream(PipedriveStream):
+    name = "stages"
+    path = "/api/v2/stages"
+    cacheable = True

@@ -1,0 +1,321 @@
+"""The Pipedrive tap: settings, discovery (custom fields from the account) and the run."""
+
+from __future__ import annotations
+
+import logging
+import typing as t
+from functools import cached_property
+
+from singer_sdk import Stream, Tap
+from singer_sdk import typing as th
+from singer_sdk.helpers._state import StateWriter
+from typing_extensions import override
+
+from tap_pipedrive.api import DEFAULT_API_URL, OPENAPI, PipedriveApi
+from tap_pipedrive.auth import DEFAULT_TOKEN_URL
+from tap_pipedrive.client import IncrementalStream
+from tap_pipedrive.fields import (
+    CustomField,
+    keep_known_columns,
+    plan_custom_fields,
+    restore_annotations,
+)
+from tap_pipedrive.output import OrjsonSingerWriter
+from tap_pipedrive.streams import (
+    FIELD_STREAM_TYPES,
+    OPT_IN_STREAM_TYPES,
+    STREAM_TYPES,
+    FieldsStream,
+)
+from tap_pipedrive.streams.stage_changes import config_properties as stage_history_settings
+
+COLUMN_MAP_KEY = "custom_field_columns"
+
+CONFIG_SCHEMA = th.PropertiesList(
+    th.Property(
+        "api_token",
+        th.StringType,
+        secret=True,
+        description="Pipedrive API token, sent in the x-api-token header (never in URLs).",
+    ),
+    th.Property(
+        "client_id",
+        th.StringType,
+        description="OAuth app client id (with client_secret and "
+        "refresh_token, instead of api_token).",
+    ),
+    th.Property("client_secret", th.StringType, secret=True, description="OAuth client secret."),
+    th.Property(
+        "refresh_token",
+        th.StringType,
+        secret=True,
+        description="OAuth refresh token; access tokens are refreshed automatically and "
+        "requests go to the api_domain Pipedrive returns.",
+    ),
+    th.Property(
+        "oauth_token_url",
+        th.StringType,
+        default=DEFAULT_TOKEN_URL,
+        description="OAuth token endpoint.",
+    ),
+    th.Property(
+        "api_url",
+        th.StringType,
+        default=DEFAULT_API_URL,
+        description="Base URL of the Pipedrive API (paths /api/v2/... and /api/v1/... hang off "
+        "it).",
+    ),
+    th.Property(
+        "company_domain",
+        th.StringType,
+        description="Company subdomain (<company_domain>.pipedrive.com); used as the API host "
+        "when api_url is the default, and to name the account in Redis keys.",
+    ),
+    th.Property(
+        "start_date",
+        th.DateTimeType,
+        description="Earliest update_time to extract on a first run (all history if unset).",
+    ),
+    th.Property(
+        "request_timeout",
+        th.IntegerType,
+        default=300,
+        description="Seconds to wait for a response before retrying.",
+    ),
+    th.Property("user_agent", th.StringType, description="User-Agent header of every request."),
+    th.Property(
+        "redis_url",
+        th.StringType,
+        secret=True,
+        description="Redis URL; shares the burst limiter and token count between parallel "
+        "runs for one account and caches dictionaries. Optional.",
+    ),
+    th.Property(
+        "cache_ttl_seconds",
+        th.IntegerType,
+        default=3600,
+        description="How long field definitions, users, pipelines and stages stay cached in "
+        "Redis (0 disables the cache).",
+    ),
+    th.Property(
+        "max_budget_share",
+        th.NumberType,
+        default=1.0,
+        description="Share (0-1] of the daily token budget one run may spend before it stops "
+        "cleanly with its state saved.",
+    ),
+    th.Property(
+        "daily_token_budget",
+        th.IntegerType,
+        description="Daily token budget, if the API does not report it in "
+        "x-daily-ratelimit-token-limit.",
+    ),
+    th.Property(
+        "burst_window_seconds",
+        th.NumberType,
+        default=2,
+        description="Length of the burst rate-limit window the x-ratelimit-limit applies to.",
+    ),
+    th.Property(
+        "custom_field_names",
+        th.StringType,
+        default="readable",
+        allowed_values=["readable", "hash"],
+        description="Custom-field columns: 'readable' snake_case names, or the raw 40-character "
+        "'hash' keys.",
+    ),
+    th.Property(
+        "reconcile",
+        th.BooleanType,
+        default=False,
+        description="Reconciliation run: read every stream in full and send ACTIVATE_VERSION so "
+        "the target retires rows that vanished from Pipedrive.",
+    ),
+    th.Property(
+        "include_archived_deals",
+        th.BooleanType,
+        default=True,
+        description="Also read archived deals (flagged is_archived).",
+    ),
+    th.Property(
+        "page_size",
+        th.IntegerType,
+        default=500,
+        description="Records per request (the API maximum, 500, is the cheapest).",
+    ),
+    th.Property(
+        "max_retries",
+        th.IntegerType,
+        default=8,
+        description="Retries of a failed request (5xx, timeouts, connection errors, malformed "
+        "bodies).",
+    ),
+    th.Property(
+        "retry_initial_wait_seconds",
+        th.NumberType,
+        default=1.0,
+        description="First retry wait; doubles per attempt, with full jitter.",
+    ),
+    th.Property(
+        "retry_max_wait_seconds",
+        th.NumberType,
+        default=60.0,
+        description="Longest wait between retries.",
+    ),
+    th.Property(
+        "circuit_breaker_failures",
+        th.IntegerType,
+        default=5,
+        description="Consecutive failed requests after which the run stops.",
+    ),
+    th.Property(
+        "pushgateway_url",
+        th.StringType,
+        description="Prometheus Pushgateway to push the run's metrics to (job tap-pipedrive), "
+        "also when the run fails.",
+    ),
+    *stage_history_settings(),
+    th.Property(
+        "progress_interval_seconds",
+        th.NumberType,
+        default=30,
+        description="Seconds between progress log lines of a long extraction.",
+    ),
+).to_dict()
+
+
+class _SettlingStateWriter(StateWriter):
+    """Completes the incremental streams' boundary digests before each STATE message."""
+
+    def __init__(self, message_writer: t.Any, settle: t.Callable[[], None]) -> None:
+        super().__init__(message_writer)
+        self._settle = settle
+
+    @override
+    def write_state(self, state: t.Any) -> None:
+        self._settle()
+        super().write_state(state)
+
+
+class TapPipedrive(Tap):
+    """Pipedrive CRM → Singer."""
+
+    name = "tap-pipedrive"
+    config_jsonschema = CONFIG_SCHEMA
+    message_writer_class = OrjsonSingerWriter
+
+    def __init__(self, *args: t.Any, state: t.Any = None, **kwargs: t.Any) -> None:
+        # Discovery needs the previous run's custom-field columns before the SDK loads state.
+        self._initial_state: dict[str, t.Any] = state if isinstance(state, dict) else {}
+        self._field_streams: dict[str, FieldsStream] = {}
+        catalog = kwargs.get("catalog")
+        if isinstance(catalog, dict):
+            kwargs["catalog"] = self._keep_known_columns(catalog)
+        super().__init__(*args, state=state, **kwargs)
+        self._state_writer = _SettlingStateWriter(self.message_writer, self._settle_boundaries)
+
+    def _settle_boundaries(self) -> None:
+        for stream in (self._streams or {}).values():
+            if isinstance(stream, IncrementalStream):
+                stream.settle_boundary()
+
+    def _keep_known_columns(self, catalog: dict[str, t.Any]) -> dict[str, t.Any]:
+        bookmarks = self._initial_state.get("bookmarks") or {}
+        for entry in catalog.get("streams", []):
+            known = (bookmarks.get(entry.get("tap_stream_id")) or {}).get(COLUMN_MAP_KEY)
+            if known:
+                keep_known_columns(entry, known)
+        return catalog
+
+    @cached_property
+    def api(self) -> PipedriveApi:
+        return PipedriveApi(self.config)
+
+    def field_stream(self, entity: str) -> FieldsStream:
+        if entity not in self._field_streams:
+            cls = next(c for c in FIELD_STREAM_TYPES if c.entity == entity)
+            self._field_streams[entity] = cls(self)
+        return self._field_streams[entity]
+
+    def custom_fields(self, entity: str) -> list[CustomField]:
+        """The custom fields of ``entity`` and their columns (earlier runs' names kept)."""
+        stream_name = {
+            "deal": "deals",
+            "person": "persons",
+            "organization": "organizations",
+            "product": "products",
+            "activity": "activities",
+        }[entity]
+        standard = set(OPENAPI.streams[stream_name]["schema"]["properties"]) | {"_sdc_deleted_at"}
+        bookmarks = self._initial_state.get("bookmarks") or {}
+        known = (bookmarks.get(stream_name) or {}).get(COLUMN_MAP_KEY) or {}
+        return plan_custom_fields(
+            self.field_stream(entity).definitions(),
+            reserved=standard,
+            known=known,
+            raw_keys=self.config.get("custom_field_names") == "hash",
+        )
+
+    @property
+    @override
+    def catalog_dict(self) -> dict[str, t.Any]:
+        catalog = super().catalog_dict
+        for entry in catalog.get("streams", []):
+            stream = self.streams.get(entry["tap_stream_id"])
+            if stream is not None:
+                restore_annotations(entry["schema"], stream.schema)
+        return catalog
+
+    @override
+    def discover_streams(self) -> t.Sequence[Stream]:
+        streams: list[Stream] = []
+        for cls in STREAM_TYPES:
+            entity = getattr(cls, "entity", None)
+            if isinstance(entity, str) and issubclass(cls, FieldsStream):
+                streams.append(self.field_stream(entity))
+            else:
+                stream = cls(self)
+                if cls in OPT_IN_STREAM_TYPES:
+                    stream.selected_by_default = False
+                streams.append(stream)
+        return streams
+
+    def _remember_columns(self) -> None:
+        """Keep each stream's hash -> column mapping in state for later runs."""
+        for stream in self.streams.values():
+            fields = getattr(stream, "custom_fields", None)
+            if fields:
+                mapping = dict(stream.stream_state.get(COLUMN_MAP_KEY) or {})
+                mapping.update({f.key: f.column for f in fields})
+                stream.stream_state[COLUMN_MAP_KEY] = mapping
+
+    # The SDK marks sync_all final; this wrapper only adds what must happen around the whole
+    # run (state on a clean stop, metrics push on success and failure) and then delegates.
+    @override  # type: ignore[misc]
+    def sync_all(self) -> None:
+        metrics = self.api.metrics
+        try:
+            self._remember_columns()
+            super().sync_all()
+            metrics.mark_success()
+        except Exception:
+            # Every record emitted so far is covered by this state (bookmarks advance only with
+            # emitted records), so the next run resumes here instead of starting over.
+            self._state_writer.write_state(self.state)
+            raise
+        finally:
+            self._push_metrics()
+            self.api.close()
+
+    def _push_metrics(self) -> None:
+        url = self.config.get("pushgateway_url")
+        if not url:
+            return
+        try:
+            self.api.metrics.push(url)
+        except OSError as exc:
+            logging.getLogger("tap-pipedrive").warning("Could not push metrics to %s: %s", url, exc)
+
+
+if __name__ == "__main__":
+    TapPipedrive.cli()

@@ -1,0 +1,500 @@
+"""The connection to Postgres and everything executed on it: DDL, schema evolution, batches."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+import psycopg.errors
+from psycopg import sql as pgsql
+from singer_sdk.sql import SQLConnector
+
+from target_pipeboard_postgres import embedded, identifiers, sql, types
+from target_pipeboard_postgres.errors import DatabaseUnavailableError
+from target_pipeboard_postgres.settings import ConnectionSpec, connection_spec, redact
+
+logger = logging.getLogger(__name__)
+
+InTransactionHook = Callable[["psycopg.Connection[Any]", pgsql.Composable], object]
+SOURCE_KEY_ANNOTATIONS = ("x-pipedrive-key", "x-source-key")
+SOURCE_SUBFIELD_ANNOTATIONS = ("x-pipedrive-subfield", "x-source-subfield")
+_COPY_LINE = re.compile(r"line (\d+)")
+_DIRECT_KEY_TYPES = {types.SMALLINT, types.INTEGER, types.BIGINT, types.TEXT}
+
+
+def source_key(prop_schema: Mapping[str, Any]) -> str | None:
+    """The source system's stable key of a property, if the tap annotated one.
+
+    A field split into several properties (a monetary value and its currency, a range's start
+    and end) marks each part with a subfield annotation; the part is then part of the key.
+    """
+    for name in SOURCE_KEY_ANNOTATIONS:
+        value = prop_schema.get(name)
+        if isinstance(value, str) and value:
+            for sub_name in SOURCE_SUBFIELD_ANNOTATIONS:
+                part = prop_schema.get(sub_name)
+                if isinstance(part, str) and part:
+                    return f"{value}#{part}"
+            return value
+    return None
+
+
+@dataclass
+class TableLayout:
+    """How one stream's properties land in one table."""
+
+    schema: str
+    table: str
+    columns: dict[str, str]  # property -> column
+    column_types: dict[str, str]  # column -> canonical type
+    key_columns: list[str]
+    has_unique_key: bool
+    added: int = 0
+    widened: int = 0
+
+
+class BatchFailure(Exception):
+    """A batch could not be loaded; ``row`` is the 0-based batch row at fault, if known."""
+
+    def __init__(self, problem: str, row: int | None) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.row = row
+
+
+class PostgresConnector(SQLConnector):
+    """Runs every statement of the target on one psycopg 3 connection."""
+
+    allow_column_alter = True
+    allow_merge_upsert = True
+    allow_temp_tables = True
+
+    def __init__(self, config: dict[str, Any] | None = None) -> None:
+        super().__init__(config=config)
+        self._spec: ConnectionSpec = connection_spec(self.config)
+        self._conn: psycopg.Connection[Any] | None = None
+        # One batch may load in the background while the next one is read; everything else
+        # on the connection waits for it first (see `pg`).
+        self._worker: ThreadPoolExecutor | None = None
+        self._in_flight: Future[None] | None = None
+        self._worker_thread = threading.local()
+
+    # Connection
+
+    @property
+    def spec(self) -> ConnectionSpec:
+        """The configured connection (its display form is safe to log)."""
+        return self._spec
+
+    def conninfo(self) -> str:
+        """The libpq conninfo, starting the embedded server if that was chosen."""
+        if self._spec.embedded_dir is not None:
+            return embedded.server_uri(self._spec.embedded_dir)
+        return self._spec.conninfo
+
+    def get_sqlalchemy_url(self, config: dict[str, Any]) -> str:
+        """A SQLAlchemy URL for the SDK's own helpers (same psycopg 3 driver)."""
+        _ = config
+        return "postgresql+psycopg:///?" + "&".join(
+            f"{k}={v}" for k, v in psycopg.conninfo.conninfo_to_dict(self.conninfo()).items()
+        )
+
+    @property
+    def pg(self) -> psycopg.Connection[Any]:
+        """The open psycopg connection (opened on first use), once no batch is loading."""
+        if not getattr(self._worker_thread, "active", False):
+            self.wait()
+        if self._conn is None or self._conn.closed:
+            self._conn = self._connect_pg()
+        return self._conn
+
+    def _connect_pg(self) -> psycopg.Connection[Any]:
+        try:
+            conn = psycopg.connect(
+                self.conninfo(), autocommit=True, application_name="target-pipeboard-postgres"
+            )
+        except psycopg.Error as exc:
+            raise DatabaseUnavailableError(
+                self._spec.display, redact(str(exc).strip(), (self._spec.password,))
+            ) from None
+        # Values without an offset are read as UTC, whatever the server's default zone.
+        conn.execute("SET TIME ZONE 'UTC'")
+        # Staging tables of a whole batch stay in memory instead of spilling to disk (the
+        # default is 8MB; only used as temporary tables fill).
+        conn.execute("SET temp_buffers = '256MB'")
+        return conn
+
+    def submit(self, job: Callable[[], None]) -> None:
+        """Run ``job`` (a batch load) in the background, after the previous one finished."""
+        self.wait()
+
+        def run() -> None:
+            self._worker_thread.active = True
+            try:
+                job()
+            finally:
+                self._worker_thread.active = False
+
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipeboard-load")
+        self._in_flight = self._worker.submit(run)
+
+    def wait(self) -> None:
+        """Wait for the batch loading in the background; its error is raised here."""
+        in_flight, self._in_flight = self._in_flight, None
+        if in_flight is not None:
+            in_flight.result()
+
+    def close(self) -> None:
+        """Close the connection (after the background batch, whose error is only logged)."""
+        try:
+            self.wait()
+        except Exception:
+            logger.exception("A batch failed while the target was stopping")
+        if self._worker is not None:
+            self._worker.shutdown(wait=True)
+            self._worker = None
+        if self._conn is not None and not self._conn.closed:
+            self._conn.close()
+        self._conn = None
+
+    def describe_error(self, exc: BaseException) -> str:
+        """A database error as a message without secrets."""
+        return redact(str(exc).strip(), (self._spec.password,))
+
+    # Catalog
+
+    def existing_columns(self, schema: str, table: str) -> dict[str, str]:
+        """Column -> canonical type of a table ({} if it does not exist)."""
+        rows = self.pg.execute(sql.table_columns(), {"schema": schema, "table": table}).fetchall()
+        return {name: types.normalize(kind) for name, kind in rows}
+
+    def unique_key_sets(self, schema: str, table: str) -> list[set[str]]:
+        """Column sets of the table's unique indexes."""
+        rows = self.pg.execute(sql.unique_key_sets(), {"schema": schema, "table": table})
+        return [set(row[0]) for row in rows.fetchall()]
+
+    def _exists(self, query: pgsql.SQL, **params: str) -> bool:
+        return self.pg.execute(query, params).fetchone() is not None
+
+    # Column mapping
+
+    def _assign_columns(
+        self, schema: str, table: str, properties: Mapping[str, Mapping[str, Any]]
+    ) -> tuple[dict[str, str], list[tuple[str, str, str | None]]]:
+        stored = self.pg.execute(sql.read_metadata(schema), {"table": table}).fetchall()
+        by_property = {prop: (column, key) for prop, column, key in stored}
+        by_key = {key: column for _, column, key in stored if key}
+        owned = {column for column, _ in by_property.values()}
+        columns: dict[str, str] = {}
+        claimed: set[str] = set()
+        updates: list[tuple[str, str, str | None]] = []
+        keys = {prop: source_key(prop_schema) for prop, prop_schema in properties.items()}
+        # First the properties seen before under the same name and key keep their columns;
+        # then a known source key leads to its column (a renamed field); else a new column.
+        for prop, key in keys.items():
+            if prop in by_property and by_property[prop][1] == key:
+                columns[prop] = by_property[prop][0]
+                claimed.add(columns[prop])
+        for prop, key in keys.items():
+            if prop in columns:
+                continue
+            if key and key in by_key and by_key[key] not in claimed:
+                column = by_key[key]
+            elif (
+                prop in by_property
+                and by_property[prop][1] is None
+                and by_property[prop][0] not in claimed
+            ):
+                column = by_property[prop][0]
+            else:
+                # A column no other property owns; one of the same name left by another
+                # loader (no mapping recorded) is adopted.
+                column = identifiers.new_column(prop, owned | claimed)
+            if key and key not in by_key:
+                by_key[key] = column
+            # Only the property holding its key's column records the key, so the mapping
+            # read back next time is unambiguous.
+            stored_key = key if key and by_key[key] == column else None
+            claimed.add(column)
+            columns[prop] = column
+            updates.append((prop, column, stored_key))
+            by_property[prop] = (column, stored_key)
+            owned.add(column)
+        columns = {prop: columns[prop] for prop in properties}
+        return columns, updates
+
+    # Table preparation
+
+    def prepare_table_layout(
+        self,
+        *,
+        schema: str,
+        table: str,
+        properties: Mapping[str, Mapping[str, Any]],
+        key_properties: Sequence[str],
+        extra_tables: Iterable[str] = (),
+        primary_key: bool = True,
+    ) -> TableLayout:
+        """Create or evolve the table (and ``extra_tables`` shaped like it) for a schema.
+
+        New properties add columns; a changed type widens the column in place. Nothing is ever
+        dropped, renamed or narrowed. A new table gets the key as its primary key unless
+        ``primary_key`` is false (append-only loads keep every record).
+        """
+        conn = self.pg
+        with conn.transaction():
+            # Loaders preparing tables of one schema at once take turns (CREATE ... IF NOT
+            # EXISTS is not safe against a concurrent create).
+            conn.execute(sql.lock_schema_ddl(), {"schema": schema})
+            # Only what is missing is created: a role may own its schema and tables without
+            # the right to create schemas in the database.
+            if not self._exists(sql.schema_exists(), schema=schema):
+                conn.execute(sql.create_schema(schema))
+            if not self._exists(sql.table_exists(), schema=schema, table=sql.METADATA_TABLE):
+                conn.execute(sql.create_metadata_table(schema))
+            columns, updates = self._assign_columns(schema, table, properties)
+            desired = {columns[p]: types.sql_type(s) for p, s in properties.items() if p in columns}
+            key_columns = [columns[k] for k in key_properties]
+            existing = self.existing_columns(schema, table)
+            added = widened = 0
+            if not existing:
+                conn.execute(
+                    sql.create_table(
+                        schema, table, list(desired.items()), key_columns if primary_key else []
+                    )
+                )
+                final = dict(desired)
+            else:
+                final = dict(existing)
+                for column, kind in desired.items():
+                    if column not in existing:
+                        conn.execute(sql.add_column(schema, table, column, kind))
+                        final[column] = kind
+                        added += 1
+                        continue
+                    wider = types.widen(existing[column], kind)
+                    if wider != existing[column]:
+                        conn.execute(
+                            sql.widen_column(schema, table, column, existing[column], wider)
+                        )
+                        final[column] = wider
+                        widened += 1
+            for extra in extra_tables:
+                conn.execute(sql.create_table_like(schema, extra, table))
+                have = self.existing_columns(schema, extra)
+                for column, kind in final.items():
+                    if column not in have:
+                        conn.execute(sql.add_column(schema, extra, column, kind))
+                    elif have[column] != kind:
+                        conn.execute(sql.widen_column(schema, extra, column, have[column], kind))
+            for prop, column, key in updates:
+                conn.execute(
+                    sql.write_metadata(schema),
+                    {"table": table, "property": prop, "column": column, "source_key": key},
+                )
+        unique = set(key_columns) in self.unique_key_sets(schema, table) if key_columns else False
+        return TableLayout(
+            schema=schema,
+            table=table,
+            columns=columns,
+            column_types={c: final[c] for c in desired},
+            key_columns=key_columns,
+            has_unique_key=unique,
+            added=added,
+            widened=widened,
+        )
+
+    # Loading
+
+    def _copy_rows(
+        self, cur: psycopg.Cursor[Any], statement: pgsql.Composed, rows: Sequence[Sequence[Any]]
+    ) -> None:
+        index = 0
+        try:
+            with cur.copy(statement) as copy:
+                write = copy.write_row
+                for position, values in enumerate(rows):
+                    index = position
+                    write(values)
+        except psycopg.OperationalError:
+            raise
+        except psycopg.Error as exc:
+            context = getattr(exc.diag, "context", None) or ""
+            match = _COPY_LINE.search(context)
+            failed = int(match.group(1)) - 1 if match else index
+            raise BatchFailure(self.describe_error(exc), failed) from exc
+
+    def load_batch(
+        self,
+        layout: TableLayout,
+        load_table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        upsert: bool,
+        hard_delete: bool,
+        on_loaded: InTransactionHook | None = None,
+        dedupe: bool = True,
+    ) -> None:
+        """Load one batch in one transaction: COPY to a stage, de-duplicate, upsert.
+
+        ``on_loaded(connection, source)`` runs inside the batch's transaction once the rows are
+        in place; ``source`` is a table holding the batch's rows. ``dedupe`` false skips the
+        de-duplication (the caller saw no repeated key); should the database still find two
+        rows for one key (values equal only after conversion), the batch is loaded again with it.
+        """
+        load = functools.partial(
+            self._load_batch,
+            layout,
+            load_table,
+            columns,
+            rows,
+            upsert=upsert,
+            hard_delete=hard_delete,
+            on_loaded=on_loaded,
+        )
+        try:
+            load(dedupe=dedupe, direct=not dedupe)
+        except BatchFailure as failure:
+            # Two rows for one key after all (equal only once converted), or a key inserted
+            # concurrently since the check: load the batch again the careful way.
+            retry = (psycopg.errors.CardinalityViolation, psycopg.errors.UniqueViolation)
+            if dedupe or not isinstance(failure.__cause__, retry):
+                raise
+            load(dedupe=True, direct=False)
+
+    def _load_batch(
+        self,
+        layout: TableLayout,
+        load_table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        upsert: bool,
+        hard_delete: bool,
+        on_loaded: InTransactionHook | None,
+        dedupe: bool,
+        direct: bool,
+    ) -> None:
+        schema = layout.schema
+        keys = layout.key_columns
+        deletes = hard_delete and sql.DELETED_AT in columns
+        conn = self.pg
+        try:
+            with conn.transaction(), conn.cursor() as cur:
+                if not upsert or not keys:
+                    self._copy_rows(cur, sql.copy_into_table(schema, load_table, columns), rows)
+                    if deletes:
+                        cur.execute(sql.delete_marked(schema, load_table))
+                    if on_loaded is not None:
+                        on_loaded(conn, pgsql.Identifier(schema, load_table))
+                    return
+                if direct and not deletes and self._all_keys_new(layout, load_table, columns, rows):
+                    # Only new keys (an initial load, new records): no staging needed.
+                    self._copy_rows(cur, sql.copy_into_table(schema, load_table, columns), rows)
+                    if on_loaded is not None:
+                        key = keys[0]
+                        position = list(columns).index(key)
+                        on_loaded(
+                            conn,
+                            sql.rows_with_keys(
+                                schema,
+                                load_table,
+                                key,
+                                layout.column_types[key],
+                                [row[position] for row in rows],
+                            ),
+                        )
+                    return
+                stage = f"pb_stage_{uuid.uuid4().hex[:12]}"
+                cur.execute(sql.create_stage(stage, [(c, layout.column_types[c]) for c in columns]))
+                self._copy_rows(cur, sql.copy_into_stage(stage, columns), rows)
+                if dedupe:
+                    cur.execute(sql.dedupe_stage(stage, keys))
+                if deletes:
+                    cur.execute(sql.delete_marked_from_stage(schema, load_table, stage, keys))
+                if layout.has_unique_key:
+                    cur.execute(
+                        sql.upsert_on_conflict(
+                            schema, load_table, stage, columns, keys, hard_delete=deletes
+                        )
+                    )
+                else:
+                    update = sql.update_from_stage(
+                        schema, load_table, stage, columns, keys, hard_delete=deletes
+                    )
+                    if update is not None:
+                        cur.execute(update)
+                    cur.execute(
+                        sql.insert_missing_from_stage(
+                            schema, load_table, stage, columns, keys, hard_delete=deletes
+                        )
+                    )
+                if on_loaded is not None:
+                    on_loaded(conn, pgsql.Identifier(stage))
+        except BatchFailure:
+            raise
+        except psycopg.OperationalError:
+            raise
+        except psycopg.Error as exc:
+            raise BatchFailure(self.describe_error(exc), None) from exc
+
+    def _all_keys_new(
+        self,
+        layout: TableLayout,
+        load_table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+    ) -> bool:
+        """Whether none of the batch's (single-column) keys is in the table yet."""
+        if len(layout.key_columns) != 1:
+            return False
+        key = layout.key_columns[0]
+        key_type = layout.column_types[key]
+        if key_type not in _DIRECT_KEY_TYPES:
+            return False
+        position = list(columns).index(key)
+        statement = sql.any_key_exists(layout.schema, load_table, key, key_type)
+        try:
+            with self.pg.transaction():  # a savepoint: a key that does not parse is not fatal here
+                found = self.pg.execute(
+                    statement, {"keys": [row[position] for row in rows]}
+                ).fetchone()
+        except psycopg.DataError:
+            return False
+        return found is not None and not found[0]
+
+    def activate_version(self, schema: str, table: str, version: int, *, hard_delete: bool) -> int:
+        """Soft- or hard-delete rows of versions older than ``version``; rows affected."""
+        statement = (
+            sql.hard_delete_old_versions(schema, table)
+            if hard_delete
+            else sql.soft_delete_old_versions(schema, table)
+        )
+        with self.pg.transaction():
+            cur = self.pg.execute(
+                statement, {"version": version, "deleted_at": datetime.now(tz=UTC)}
+            )
+            return cur.rowcount
+
+    def replace_contents(self, schema: str, table: str, source: str) -> None:
+        """Atomically replace a table's rows with those of ``source`` (dropped after)."""
+        columns = list(self.existing_columns(schema, source))
+        with self.pg.transaction():
+            for statement in sql.replace_contents(schema, table, source, columns):
+                self.pg.execute(statement)
+
+    def drop_table(self, schema: str, table: str) -> None:
+        """Drop a table if it exists."""
+        with self.pg.transaction():
+            self.pg.execute(sql.drop_table(schema, table))

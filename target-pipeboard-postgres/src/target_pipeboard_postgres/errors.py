@@ -1,0 +1,136 @@
+"""Errors the target raises, each naming what was wrong and where."""
+
+from __future__ import annotations
+
+from singer_sdk.exceptions import (
+    ConfigValidationError,
+    FatalSyncError,
+    MissingKeyPropertiesError,
+    RecordsWithoutSchemaException,
+)
+from singer_sdk.singerlib.exceptions import InvalidInputLine
+
+
+def _where(stream: str | None, line: int | None) -> str:
+    parts = []
+    if stream is not None:
+        parts.append(f"stream '{stream}'")
+    if line is not None:
+        parts.append(f"input line {line}")
+    return ", ".join(parts)
+
+
+class MissingConnectionSettingsError(ConfigValidationError):
+    """No database was configured."""
+
+    def __init__(self) -> None:
+        msg = (
+            "No database connection configured. Give either `database_url` (a libpq URI such "
+            "as postgresql://user:password@host:5432/db, or embedded://<directory> for an "
+            "embedded PostgreSQL server kept in that directory) or `host` with `user` and "
+            "`database` (optional: `port`, `password`)."
+        )
+        super().__init__(msg, errors=[msg])
+
+
+class InvalidSettingError(ConfigValidationError):
+    """A setting has a value the target cannot use."""
+
+    def __init__(self, setting: str, problem: str) -> None:
+        msg = f"Setting `{setting}`: {problem}"
+        super().__init__(msg, errors=[msg])
+
+
+class MalformedLineError(InvalidInputLine):
+    """An input line is not a valid Singer message."""
+
+    def __init__(self, line: int, problem: str, stream: str | None = None) -> None:
+        self.line = line
+        self.stream = stream
+        super().__init__(f"Malformed input ({_where(stream, line)}): {problem}")
+
+
+class RecordBeforeSchemaError(RecordsWithoutSchemaException):
+    """A RECORD arrived for a stream whose SCHEMA has not been seen."""
+
+    def __init__(self, stream: str, line: int | None) -> None:
+        self.stream = stream
+        self.line = line
+        super().__init__(
+            f"A RECORD for stream '{stream}' (input line {line}) arrived before any SCHEMA "
+            "message for that stream; a tap must send the stream's SCHEMA first."
+        )
+
+
+class RecordMissingKeyError(MissingKeyPropertiesError):
+    """A record lacks one of its stream's key properties."""
+
+    def __init__(self, stream: str, line: int | None, missing: list[str]) -> None:
+        self.stream = stream
+        self.line = line
+        super().__init__(
+            f"Record in {_where(stream, line)} is missing key propert"
+            f"{'y' if len(missing) == 1 else 'ies'} {', '.join(repr(m) for m in missing)}."
+        )
+
+
+class SchemaError(InvalidInputLine):
+    """A SCHEMA message the target cannot load."""
+
+    def __init__(self, stream: str | None, line: int | None, problem: str) -> None:
+        self.stream = stream
+        self.line = line
+        super().__init__(f"Invalid SCHEMA ({_where(stream, line)}): {problem}")
+
+
+class BatchLoadError(FatalSyncError):
+    """Loading a batch failed; earlier batches stay committed."""
+
+    def __init__(
+        self,
+        stream: str,
+        problem: str,
+        *,
+        line: int | None = None,
+        lines: tuple[int, int] | None = None,
+    ) -> None:
+        self.stream = stream
+        self.line = line
+        where = _where(stream, line)
+        if line is None and lines is not None:
+            where += f", input lines {lines[0]}-{lines[1]}"
+        super().__init__(
+            f"Loading {where} failed: {problem}. Batches committed before this one stay "
+            "committed and their state was emitted; run again to continue."
+        )
+
+
+class DatabaseUnavailableError(FatalSyncError):
+    """The database cannot be reached."""
+
+    def __init__(self, where: str, problem: str) -> None:
+        super().__init__(f"Cannot connect to PostgreSQL at {where}: {problem}")
+
+
+class TableSetupError(FatalSyncError):
+    """Creating or evolving a stream's table failed."""
+
+    def __init__(self, stream: str, table: str, problem: str, line: int | None = None) -> None:
+        self.stream = stream
+        self.line = line
+        super().__init__(
+            f"Preparing table {table} for {_where(stream, line)} failed: {problem}. "
+            "Batches committed before stay committed and their state was emitted."
+        )
+
+
+class StreamNameClashError(InvalidInputLine):
+    """Two streams of one run would load into the same table."""
+
+    def __init__(self, stream: str, other: str, table: str, line: int | None) -> None:
+        self.stream = stream
+        self.line = line
+        super().__init__(
+            f"Streams '{other}' and '{stream}' ({_where(None, line)}) both map to table "
+            f"{table}; rename one of them (e.g. with stream_maps) so their rows are not merged."
+        )

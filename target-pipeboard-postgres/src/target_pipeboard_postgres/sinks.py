@@ -1,0 +1,348 @@
+"""The sink: buffers a stream's rows in bounded batches and loads each in one transaction."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import psycopg
+from singer_sdk.sql import SQLSink
+
+from target_pipeboard_postgres import identifiers, sql, stage_history, types, values
+from target_pipeboard_postgres.connector import BatchFailure, PostgresConnector, TableLayout
+from target_pipeboard_postgres.errors import (
+    BatchLoadError,
+    RecordMissingKeyError,
+    SchemaError,
+    TableSetupError,
+)
+from target_pipeboard_postgres.settings import DEFAULT_BATCH_SIZE_BYTES, DEFAULT_BATCH_SIZE_ROWS
+
+if TYPE_CHECKING:
+    from target_pipeboard_postgres.target import TargetPipeboardPostgres
+
+DEFAULT_SCHEMA = "public"
+OVERWRITE_SUFFIX = "__pb_overwrite"
+_VERSION_PROPERTIES = {
+    sql.TABLE_VERSION: {"type": ["null", "integer"]},
+    sql.DELETED_AT: {"type": ["null", "string"], "format": "date-time"},
+}
+
+
+class PostgresSink(SQLSink[PostgresConnector]):
+    """Loads one stream (for one schema) into one Postgres table."""
+
+    connector_class = PostgresConnector
+
+    def __init__(
+        self,
+        target: TargetPipeboardPostgres,
+        stream_name: str,
+        schema: dict[str, Any],
+        key_properties: Sequence[str] | None,
+        connector: PostgresConnector | None = None,
+    ) -> None:
+        self._declares_deleted_at = sql.DELETED_AT in (schema.get("properties") or {})
+        super().__init__(target, stream_name, schema, key_properties, connector)
+        self._target = target
+        self.superseded = False
+        self._rows: list[list[Any]] = []
+        self._lines: list[int | None] = []
+        self._bytes = 0
+        self.first_seq: int | None = None
+        self.in_flight_seq: int | None = None
+        self._batched_at: datetime | None = None
+        self._max_rows = int(self.config.get("batch_size_rows") or DEFAULT_BATCH_SIZE_ROWS)
+        self._max_bytes = int(self.config.get("batch_size_bytes") or DEFAULT_BATCH_SIZE_BYTES)
+        method = self.config.get("load_method") or "upsert"
+        self._overwrite = method == "overwrite"
+        self._upsert = method in {"upsert", "overwrite"} and bool(self._key_properties)
+        self._hard_delete = bool(self.config.get("hard_delete"))
+        self._fill_metadata = self.include_sdc_metadata_properties
+        self.layout: TableLayout | None = None
+        self._props: list[str] = []
+        self._columns: list[str] = []
+        self._build_row: Callable[[Mapping[str, Any]], list[Any]] = list
+        self._seen_keys: set[Any] = set()
+        self._repeated_keys = False
+        self._versioned = False
+
+    # Names
+
+    @property
+    def schema_name(self) -> str:
+        """The Postgres schema this stream loads into."""
+        schema, _ = identifiers.split_stream_name(self.stream_name, self.default_target_schema)
+        return schema or DEFAULT_SCHEMA
+
+    @property
+    def table_name(self) -> str:
+        """The table this stream loads into."""
+        return identifiers.split_stream_name(self.stream_name, None)[1]
+
+    @property
+    def load_table(self) -> str:
+        """The table batches go to: the table itself, or its shadow for `overwrite`."""
+        if self._overwrite:
+            return identifiers.derived_name(self.table_name, OVERWRITE_SUFFIX)
+        return self.table_name
+
+    @property
+    def key_properties(self) -> Sequence[str]:
+        """Key properties as the tap named them (columns are mapped separately)."""
+        return self._key_properties
+
+    def _remove_sdc_metadata_from_schema(self) -> None:
+        # A tap that declares `_sdc_deleted_at` uses it to mark deletions: keep it.
+        deleted_at = self.schema["properties"].get(sql.DELETED_AT)
+        super()._remove_sdc_metadata_from_schema()
+        if self._declares_deleted_at and deleted_at is not None:
+            self.schema["properties"][sql.DELETED_AT] = deleted_at
+
+    # Setup: the table follows the schema
+
+    def setup(self) -> None:
+        """Create or evolve the table for this schema and compile the row layout."""
+        properties = self.schema.get("properties")
+        if not isinstance(properties, dict):
+            raise SchemaError(self.stream_name, None, "it has no `properties` object")
+        missing = [k for k in self._key_properties if k not in properties]
+        if missing:
+            raise SchemaError(
+                self.stream_name,
+                None,
+                f"key propert{'y' if len(missing) == 1 else 'ies'} "
+                f"{', '.join(map(repr, missing))} not among the schema's properties",
+            )
+        self._versioned = sql.TABLE_VERSION in properties
+        self._prepare()
+
+    def _prepare(self) -> None:
+        extra = [self.load_table] if self._overwrite else []
+        try:
+            self.layout = self.connector.prepare_table_layout(
+                schema=self.schema_name,
+                table=self.table_name,
+                properties=self.schema["properties"],
+                key_properties=self._key_properties,
+                extra_tables=extra,
+                primary_key=self._upsert,
+            )
+        except (psycopg.Error, types.UnsafeSQLTypeError) as exc:
+            raise TableSetupError(
+                self.stream_name,
+                f"{self.schema_name}.{self.table_name}",
+                self.connector.describe_error(exc),
+                self._target.current_line,
+            ) from None
+        layout = self.layout
+        metrics = self._target.metrics
+        if layout.added:
+            metrics.columns_added.labels(stream=self.stream_name).inc(layout.added)
+        if layout.widened:
+            metrics.columns_widened.labels(stream=self.stream_name).inc(layout.widened)
+        self._props = list(layout.columns)
+        self._columns = [layout.columns[p] for p in self._props]
+        properties: Mapping[str, Any] = self.schema["properties"]
+        converters: dict[int, values.Converter] = {}
+        for index, prop in enumerate(self._props):
+            converter = values.converter_for(
+                layout.column_types[layout.columns[prop]], properties[prop]
+            )
+            if converter is not None:
+                converters[index] = converter
+        self._build_row = values.row_builder(self._props, converters)
+
+    def enable_versions(self) -> None:
+        """Track `_sdc_table_version` (needed by ACTIVATE_VERSION) from now on."""
+        if self._versioned:
+            return
+        self._target.drain_one(self)
+        for name, prop_schema in _VERSION_PROPERTIES.items():
+            self.schema["properties"].setdefault(name, prop_schema)
+        self._versioned = True
+        self._prepare()
+
+    # The hot path
+
+    def add_message(self, message: dict[str, Any], line: int | None, nbytes: int, seq: int) -> None:
+        """Buffer one RECORD message's row."""
+        record = message["record"]
+        if self._fill_metadata:
+            self._add_metadata(record, message)
+        elif self._versioned or "version" in message:
+            if not self._versioned:
+                self.enable_versions()
+            record[sql.TABLE_VERSION] = message.get("version")
+        self.add_record(record, line, nbytes, seq)
+
+    def add_record(self, record: dict[str, Any], line: int | None, nbytes: int, seq: int) -> None:
+        """Buffer one record's row (the values in column order, converted for COPY)."""
+        key = tuple([record.get(k) for k in self._key_properties])
+        if None in key:
+            missing = [k for k in self._key_properties if record.get(k) is None]
+            raise RecordMissingKeyError(self.stream_name, line, missing)
+        try:
+            if key in self._seen_keys:
+                self._repeated_keys = True
+            else:
+                self._seen_keys.add(key)
+        except TypeError:  # an object as key: let the database de-duplicate
+            self._repeated_keys = True
+        row = self._build_row(record)
+        if not self._rows:
+            self.first_seq = seq
+        self._rows.append(row)
+        self._lines.append(line)
+        self._bytes += nbytes
+
+    def _add_metadata(self, record: dict[str, Any], message: Mapping[str, Any]) -> None:
+        now = datetime.now(tz=UTC)
+        if self._batched_at is None:
+            self._batched_at = now
+        record["_sdc_extracted_at"] = message.get("time_extracted")
+        record["_sdc_received_at"] = now
+        record["_sdc_batched_at"] = self._batched_at
+        record["_sdc_sequence"] = time.time_ns() // 1000
+        record["_sdc_table_version"] = message.get("version")
+        record["_sdc_sync_started_at"] = self.sync_started_at
+
+    # SDK interface
+
+    def process_record(self, record: dict[str, Any], context: dict[str, Any]) -> None:
+        """Records reaching the sink through the SDK's path (stream maps configured)."""
+        _ = context
+        if self._versioned and not self._fill_metadata:
+            record[sql.TABLE_VERSION] = self._target.current_version
+        record, count = values.strip_nul(record)
+        if count:
+            self._target.count_nul(self.stream_name, count)
+        line = self._target.current_line
+        self.add_record(record, line, 0, self._target.seq)
+
+    @property
+    def current_size(self) -> int:
+        """Rows buffered."""
+        return len(self._rows)
+
+    @property
+    def is_full(self) -> bool:
+        """Whether the batch reached its row or byte bound."""
+        return len(self._rows) >= self._max_rows or self._bytes >= self._max_bytes
+
+    def start_drain(self) -> dict[str, Any]:
+        """The batch context (records are held by the sink itself)."""
+        return {}
+
+    def process_batch(self, context: dict[str, Any]) -> None:
+        """Hand the buffered rows to the background loader (one transaction per batch).
+
+        The next batch is read while this one loads; the STATE gate counts it as uncommitted
+        until its transaction has committed.
+        """
+        for record in context.get("records") or ():  # BATCH messages
+            self.add_record(record, None, 0, self._target.seq)
+        if not self._rows:
+            return
+        layout = self.layout
+        assert layout is not None
+        # The rows are always counted as uncommitted by the STATE gate, through `first_seq`
+        # or `in_flight_seq` (even if a termination signal interrupts this method).
+        self.connector.wait()  # the previous batch, so the one in flight is this one
+        self.in_flight_seq = self.first_seq
+        rows, lines, nbytes = self._rows, self._lines, self._bytes
+        dedupe, load_table, columns = self._repeated_keys, self.load_table, self._columns
+        self._rows, self._lines, self._bytes = [], [], 0
+        self._seen_keys = set()
+        self._repeated_keys = False
+        self.first_seq = None
+        self._batched_at = None
+        self.tally_record_read(len(rows))
+        self.record_counter_metric.increment(len(rows))
+
+        def load() -> None:
+            started = time.perf_counter()
+            self._load(layout, load_table, columns, rows, lines, dedupe=dedupe)
+            seconds = time.perf_counter() - started
+            self._target.metrics.batch_committed(self.stream_name, len(rows), seconds)
+            self.logger.info(
+                "%s",
+                orjson.dumps(
+                    {
+                        "event": "batch_committed",
+                        "stream": self.stream_name,
+                        "table": f"{self.schema_name}.{load_table}",
+                        "rows": len(rows),
+                        "bytes": nbytes,
+                        "seconds": round(seconds, 4),
+                    }
+                ).decode(),
+            )
+            self.in_flight_seq = None
+            self._target.release_state()
+
+        self.connector.submit(load)
+
+    def _load(
+        self,
+        layout: TableLayout,
+        load_table: str,
+        columns: list[str],
+        rows: list[list[Any]],
+        lines: list[int | None],
+        *,
+        dedupe: bool,
+    ) -> None:
+        known = [line for line in lines if line is not None]
+        span = (min(known), max(known)) if known else None
+        try:
+            self.connector.load_batch(
+                layout,
+                load_table,
+                columns,
+                rows,
+                upsert=self._upsert,
+                hard_delete=self._hard_delete,
+                on_loaded=self._queue_stage_history,
+                dedupe=dedupe,
+            )
+        except BatchFailure as failure:
+            row = failure.row
+            line = lines[row] if row is not None and row < len(lines) else None
+            raise BatchLoadError(self.stream_name, failure.problem, line=line, lines=span) from None
+        except psycopg.OperationalError as exc:
+            raise BatchLoadError(
+                self.stream_name,
+                f"lost the database connection ({self.connector.describe_error(exc)})",
+                lines=span,
+            ) from None
+
+    def _queue_stage_history(self, conn: psycopg.Connection[Any], source: Any) -> None:
+        # Queued in the batch's own transaction, so a crash cannot lose the queue entry.
+        stage_history.mark_pending(
+            conn, self.schema_name, self._target.stage_history, self.stream_name, source
+        )
+
+    def activate_version(self, new_version: int) -> None:
+        """Soft- or hard-delete rows of older versions, after this stream's rows are loaded."""
+        self.enable_versions()
+        self._target.drain_one(self)
+        affected = self.connector.activate_version(
+            self.schema_name, self.load_table, new_version, hard_delete=self._hard_delete
+        )
+        self.logger.info(
+            "ACTIVATE_VERSION %s: %s %d rows of older versions",
+            new_version,
+            "deleted" if self._hard_delete else "soft-deleted",
+            affected,
+        )
+
+    def clean_up(self) -> None:
+        """For `overwrite`, swap this run's rows in once the input ended normally."""
+        if self._overwrite and not self.superseded and self._target.input_complete:
+            self.connector.replace_contents(self.schema_name, self.table_name, self.load_table)
+            self.logger.info("Replaced the contents of %s.%s", self.schema_name, self.table_name)
+        super().clean_up()

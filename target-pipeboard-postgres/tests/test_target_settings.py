@@ -1,0 +1,236 @@
+"""Settings: connection choices, booleans given as strings, secrets kept out of messages,
+the embedded server, Meltano's load-schema convention, and metrics pushed at the end of a run."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import sys
+import threading
+import uuid
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict
+from target_pipeboard_postgres import embedded
+from target_pipeboard_postgres.errors import InvalidSettingError, MissingConnectionSettingsError
+from target_pipeboard_postgres.settings import as_bool, connection_spec, normalize, redact
+from target_pipeboard_postgres.target import TargetPipeboardPostgres
+
+SCHEMA = (
+    '{"type": "SCHEMA", "stream": "deals", "key_properties": ["id"], '
+    '"schema": {"properties": {"id": {"type": "integer"}}}}\n'
+)
+
+
+def test_no_connection_settings_fail_with_the_settings_to_give():
+    with pytest.raises(MissingConnectionSettingsError) as info:
+        TargetPipeboardPostgres(config={"default_target_schema": "x"})
+    assert "`database_url`" in str(info.value)
+    assert "`host`" in str(info.value)
+
+
+def test_no_connection_settings_on_the_command_line(tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text("{}")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from target_pipeboard_postgres.target import TargetPipeboardPostgres as T; T.cli()",
+            "--config",
+            str(config),
+        ],
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "No database connection configured" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        pytest.param(True, True, id="bool-true"),
+        pytest.param("true", True, id="str-true"),
+        pytest.param("TRUE ", True, id="str-upper"),
+        pytest.param("1", True, id="str-one"),
+        pytest.param("false", False, id="str-false"),
+        pytest.param("0", False, id="str-zero"),
+        pytest.param(False, False, id="bool-false"),
+    ],
+)
+def test_booleans_as_strings(value, expected):
+    assert as_bool(value, "ssl_enable") is expected
+
+
+def test_unclear_boolean_is_an_error():
+    with pytest.raises(InvalidSettingError, match="ssl_enable"):
+        as_bool("sometimes", "ssl_enable")
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        pytest.param({"ssl_enable": "true"}, {"sslmode": "require"}, id="ssl-enable-string"),
+        pytest.param({"ssl_enable": "false"}, {}, id="ssl-disabled-string"),
+        pytest.param(
+            {
+                "sslmode": "verify-full",
+                "sslrootcert": "/ca.pem",
+                "sslcert": "/c.pem",
+                "sslkey": "/k",
+            },
+            {
+                "sslmode": "verify-full",
+                "sslrootcert": "/ca.pem",
+                "sslcert": "/c.pem",
+                "sslkey": "/k",
+            },
+            id="verify-full-with-certificates",
+        ),
+    ],
+)
+def test_ssl_settings_reach_libpq(config, expected):
+    full = {"host": "db.example", "user": "loader", "password": "pw", "database": "crm", **config}
+    normalize(full)
+    params = conninfo_to_dict(connection_spec(full).conninfo)
+    assert {k: v for k, v in params.items() if k.startswith("ssl")} == expected
+    assert params["host"] == "db.example"
+    assert params["port"] == "5432"
+    assert params["dbname"] == "crm"
+
+
+def test_database_url_takes_precedence_and_gets_ssl_options():
+    spec = connection_spec(
+        {"database_url": "postgresql://a:b@h:6543/d", "host": "other", "sslmode": "require"}
+    )
+    params = conninfo_to_dict(spec.conninfo)
+    assert (params["host"], params["port"], params["sslmode"]) == ("h", "6543", "require")
+    assert spec.display == "user=a password=*** dbname=d host=h port=6543 sslmode=require"
+
+
+def test_host_without_user_or_database_is_named():
+    with pytest.raises(InvalidSettingError, match="`user` and `database`"):
+        connection_spec({"host": "h"})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("postgresql://u:pw@h:5432/d", "postgresql://u:***@h:5432/d", id="uri"),
+        pytest.param("postgres://u@h/d", "postgres://u@h/d", id="uri-without-password"),
+        pytest.param("host=h password=pw user=u", "host=h password=*** user=u", id="conninfo"),
+        pytest.param("host=h password='p w' user=u", "host=h password=*** user=u", id="quoted"),
+    ],
+)
+def test_redact(text, expected):
+    assert redact(text) == expected
+
+
+def test_meltano_load_schema_convention(run_target, rows, pg_schema, monkeypatch):
+    monkeypatch.setenv("MELTANO_EXTRACT__LOAD_SCHEMA", pg_schema)
+    run_target(
+        SCHEMA + '{"type": "RECORD", "stream": "deals", "record": {"id": 7}}\n',
+        default_target_schema="$MELTANO_EXTRACT__LOAD_SCHEMA",
+    )
+    assert rows("deals") == [(7,)]
+
+
+def test_unset_load_schema_variable_is_an_error(target_config, monkeypatch):
+    monkeypatch.delenv("MELTANO_EXTRACT__LOAD_SCHEMA", raising=False)
+    with pytest.raises(InvalidSettingError, match="default_target_schema"):
+        TargetPipeboardPostgres(
+            config={**target_config, "default_target_schema": "$MELTANO_EXTRACT__LOAD_SCHEMA"}
+        )
+
+
+def test_hard_delete_false_as_a_string_soft_deletes(run_target, rows):
+    run_target("deletes.singer", hard_delete="false")
+    assert [r[0] for r in rows("persons", "id")] == [1, 2, 3]
+
+
+def test_embedded_server_keeps_its_data_between_runs(monkeypatch):
+    # a short directory: the server's unix socket path must stay under ~100 bytes
+    base = Path("/tmp") / f"pbe-{uuid.uuid4().hex[:8]}"
+    base.mkdir()
+    monkeypatch.chdir(base)
+    url = "embedded://pg"  # relative to the working directory
+    try:
+        for run, ident in enumerate((1, 2)):
+            target = TargetPipeboardPostgres(
+                config={"database_url": url, "default_target_schema": "crm"}
+            )
+            target.listen(
+                io.StringIO(
+                    SCHEMA
+                    + f'{{"type": "RECORD", "stream": "deals", "record": {{"id": {ident}}}}}\n'
+                )
+            )
+            with psycopg.connect(embedded.server_uri(str(base / "pg"))) as conn:
+                landed = conn.execute("SELECT id FROM crm.deals ORDER BY id").fetchall()
+            assert landed == [(i,) for i in range(1, run + 2)]
+        assert (base / "pg" / "PG_VERSION").exists()
+    finally:
+        embedded.release("pg")
+        embedded.release(str(base / "pg"))
+        shutil.rmtree(base, ignore_errors=True)
+
+
+class _Gateway(BaseHTTPRequestHandler):
+    received: ClassVar[list[tuple[str, str, bytes]]] = []
+
+    def _store(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.received.append((self.command, self.path, body))
+        self.send_response(200)
+        self.end_headers()
+
+    do_PUT = do_POST = _store
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["success", "failure"])
+def test_metrics_pushed_at_end_of_run(target_config, fails):
+    _Gateway.received = []
+    server = HTTPServer(("127.0.0.1", 0), _Gateway)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        config = {**target_config, "pushgateway_url": f"http://127.0.0.1:{server.server_port}"}
+        target = TargetPipeboardPostgres(config=config)
+        text = SCHEMA + '{"type": "RECORD", "stream": "deals", "record": {"id": 1}}\n'
+        if fails:
+            text += "{broken\n"
+            with pytest.raises(Exception, match="input line 3"):
+                target.listen(io.StringIO(text))
+        else:
+            target.listen(io.StringIO(text))
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert len(_Gateway.received) == 1
+    method, path, body = _Gateway.received[0]
+    assert method == "PUT"
+    assert path == "/metrics/job/target-pipeboard-postgres"
+    text_body = body.decode()
+    assert "# TYPE pipeboard_target_columns_widened_total counter" in text_body
+    if fails:
+        assert "pipeboard_target_last_success_timestamp_seconds 0.0" in text_body
+        # the good record before the broken line was still committed
+        assert 'pipeboard_target_records_loaded_total{stream="deals"} 1.0' in text_body
+    else:
+        assert 'pipeboard_target_records_loaded_total{stream="deals"} 1.0' in text_body
+        assert 'pipeboard_target_batch_rows_count{stream="deals"} 1.0' in text_body
+        assert "pipeboard_target_batch_duration_seconds_bucket" in text_body
+        assert "pipeboard_target_last_success_timestamp_seconds 0.0" not in text_body

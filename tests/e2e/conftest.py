@@ -1,0 +1,376 @@
+"""End-to-end fixtures: the Meltano project installed once per session, a runner that points it
+at a simulator and a Postgres schema, and a real Prometheus Pushgateway.
+
+The project is a copy of meltano.yml in a temporary directory with the plugin directories linked
+in, so `meltano install` runs once per session (a few seconds with uv) and the tests never touch
+the repository's own .meltano/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import requests
+import yaml
+from psycopg import sql
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import URL
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+STATE_ID = "dev:tap-pipedrive-to-target-pipeboard-postgres"
+RUN_TIMEOUT_S = 300
+
+
+def as_utc(value: Any) -> datetime:
+    """A Pipedrive or Postgres timestamp as an aware UTC datetime."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def meltano_env(project: Path, extra: dict[str, str]) -> dict[str, str]:
+    """A clean environment for a meltano subprocess: the venv first on PATH, no stray settings."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("TAP_PIPEDRIVE", "TARGET_PIPEBOARD", "MELTANO_"))
+    }
+    env.update(
+        {
+            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+            "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+            "MELTANO_CLI_LOG_LEVEL": "warning",
+            "MELTANO_DATABASE_URI": f"sqlite:///{project}/.meltano/meltano.db",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="session")
+def meltano_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the project with both plugins installed (once per test session)."""
+    project = tmp_path_factory.mktemp("meltano-project")
+    shutil.copy(ROOT / "meltano.yml", project / "meltano.yml")
+    for name in ("tap-pipedrive", "target-pipeboard-postgres", "requirements"):
+        (project / name).symlink_to(ROOT / name, target_is_directory=True)
+    result = subprocess.run(
+        ["meltano", "install"],
+        cwd=project,
+        env=meltano_env(project, {}),
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return project
+
+
+@dataclass
+class Pipeline:
+    """The Meltano project pointed at one simulator, one Postgres schema and one state backend."""
+
+    project: Path
+    simulator: Any
+    database_url: str
+    schema: str
+    system_db: str
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        return meltano_env(
+            self.project,
+            {
+                "MELTANO_DATABASE_URI": self.system_db,
+                "TAP_PIPEDRIVE_API_URL": self.simulator.base_url,
+                "TAP_PIPEDRIVE_API_TOKEN": self.simulator.api_token,
+                "TARGET_PIPEBOARD_POSTGRES_DATABASE_URL": self.database_url,
+                "TARGET_PIPEBOARD_POSTGRES_DEFAULT_TARGET_SCHEMA": self.schema,
+                **self.extra_env,
+                **(extra or {}),
+            },
+        )
+
+    def meltano(
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        check: bool = True,
+        environment: str = "dev",
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``meltano --environment=ENVIRONMENT ARGS`` in the project."""
+        result = subprocess.run(
+            ["meltano", f"--environment={environment}", *args],
+            cwd=self.project,
+            env=self.env(env),
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT_S,
+        )
+        if check:
+            output = f"{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
+            assert result.returncode == 0, f"meltano {' '.join(args)} failed:\n{output}"
+        return result
+
+    def run(self, *extra_args: str, env: dict[str, str] | None = None) -> None:
+        """``meltano run tap-pipedrive target-pipeboard-postgres`` (plus options)."""
+        self.meltano("run", *extra_args, "tap-pipedrive", "target-pipeboard-postgres", env=env)
+
+    def query(self, query: str | sql.Composable, *params: Any) -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.database_url) as conn:
+            return conn.execute(query, params or None).fetchall()
+
+    def table(self, name: str) -> sql.Composed:
+        return sql.SQL("{}.{}").format(sql.Identifier(self.schema), sql.Identifier(name))
+
+    state_id = STATE_ID
+
+    def truth(self, entity: str) -> dict[str, dict[str, Any]]:
+        """The simulator's records of an entity by id (as text), as the tap's stream of that
+        name holds them: the deals stream also carries archived deals (flagged is_archived)."""
+        records = self.simulator.truth(entity)
+        if entity == "deals":
+            records = records + self.simulator.truth("archived_deals")
+        return {str(record["id"]): record for record in records}
+
+    def assert_no_duplicates(self, table: str) -> None:
+        rows = self.query(
+            sql.SQL("select id, count(*) from {} group by id having count(*) > 1").format(
+                self.table(table)
+            )
+        )
+        assert rows == [], f"{table}: duplicated ids {rows[:10]}"
+
+    def assert_matches_truth(self, entity: str, *, exact: bool = True) -> None:
+        """The table holds the simulator's records (all of them, and with ``exact`` nothing
+        else), each once, with the simulator's update_time."""
+        truth = self.truth(entity)
+        stored = self.query(
+            sql.SQL("select id::text, to_jsonb(t) ->> 'update_time' from {} t").format(
+                self.table(entity)
+            )
+        )
+        ids = {row[0] for row in stored}
+        self.assert_no_duplicates(entity)
+        if exact:
+            assert ids == set(truth), f"{entity}: {len(ids)} rows, simulator has {len(truth)}"
+        else:
+            assert set(truth) <= ids, f"{entity}: missing {sorted(set(truth) - ids)[:10]}"
+        for id_, update_time in stored:
+            expected = truth.get(id_, {}).get("update_time")
+            if expected and update_time:
+                assert as_utc(update_time) == as_utc(expected), (entity, id_)
+
+    def on_another_machine(self, directory: Path) -> Pipeline:
+        """The same pipeline run from another checkout of the project (its own .meltano/, like
+        another machine or pod); the plugin installations are linked, not reinstalled."""
+        (directory / ".meltano").mkdir(parents=True)
+        shutil.copy(self.project / "meltano.yml", directory / "meltano.yml")
+        for name in ("tap-pipedrive", "target-pipeboard-postgres", "requirements"):
+            (directory / name).symlink_to((self.project / name).resolve(), target_is_directory=True)
+        for kind in ("extractors", "loaders"):
+            (directory / ".meltano" / kind).symlink_to(self.project / ".meltano" / kind)
+        return replace(self, project=directory, extra_env=dict(self.extra_env))
+
+    def stored_state(self, state_id: str = STATE_ID) -> dict[str, Any] | None:
+        """The completed state Meltano stored under ``state_id``, read straight from its system
+        database (cheaper than a `meltano state get` per check)."""
+        engine = create_engine(self.system_db)
+        try:
+            with engine.connect() as conn:
+                row = conn.execute(
+                    text("select completed_state from state where state_id = :id"),
+                    {"id": state_id},
+                ).first()
+        finally:
+            engine.dispose()
+        if row is None or not row[0]:
+            return None
+        value = row[0]
+        state: dict[str, Any] = value if isinstance(value, dict) else json.loads(value)
+        return state
+
+    def tamper(self, table: str) -> int:
+        """Overwrite every title in Postgres: a change the tap cannot see, so only a real re-read
+        from Pipedrive brings a title back. Returns the number of rows changed."""
+        query = sql.SQL("update {} set title = 'tampered' returning id").format(self.table(table))
+        return len(self.query(query))
+
+    def tampered(self, table: str) -> set[str]:
+        """Ids whose title is still the tampered one."""
+        return {str(i) for i in self.ids(table, "title = 'tampered'")}
+
+    def live_ids(self, table: str) -> set[str]:
+        """Ids of rows not retired by ACTIVATE_VERSION (soft deletes set _sdc_deleted_at)."""
+        columns = {
+            row[0]
+            for row in self.query(
+                "select column_name from information_schema.columns"
+                " where table_schema = %s and table_name = %s",
+                self.schema,
+                table,
+            )
+        }
+        live = "_sdc_deleted_at is null" if "_sdc_deleted_at" in columns else "true"
+        return {str(i) for i in self.ids(table, live)}
+
+    def ids(self, table: str, where: str = "true") -> list[Any]:
+        rows = self.query(
+            sql.SQL("select id from {} where {} order by id").format(
+                self.table(table), sql.SQL(where)
+            )
+        )
+        return [row[0] for row in rows]
+
+
+@pytest.fixture
+def pipeline_factory(
+    meltano_project: Path, postgres_url: str, pg_schema: str, tmp_path: Path
+) -> Callable[..., Pipeline]:
+    """``factory(simulator, system_db=None)``: a Pipeline on this test's schema; by default its
+    state lives in its own SQLite system database."""
+
+    def factory(simulator: Any, system_db: str | None = None) -> Pipeline:
+        db = system_db or f"sqlite:///{tmp_path / f'meltano-{uuid.uuid4().hex[:6]}.db'}"
+        return Pipeline(meltano_project, simulator, postgres_url, pg_schema, db)
+
+    return factory
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_http(url: str, process: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"{process.args} exited with {process.returncode}")
+        try:
+            if requests.get(url, timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{url} did not answer within {timeout_s} s")
+
+
+@pytest.fixture
+def utc() -> Callable[[Any], datetime]:
+    """``utc(value)``: a Pipedrive or Postgres timestamp as an aware UTC datetime."""
+    return as_utc
+
+
+@pytest.fixture(scope="session")
+def prometheus_binaries() -> None:
+    """prometheus-pushgateway, prometheus and promtool from Debian, installed by the project's
+    own script when missing."""
+    subprocess.run(["bash", str(ROOT / "scripts" / "install_test_services.sh")], check=True)
+
+
+@pytest.fixture
+def pushgateway(prometheus_binaries: None, tmp_path: Path) -> Iterator[str]:
+    """A real Prometheus Pushgateway on a free port; yields its URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = (tmp_path / "pushgateway.log").open("wb")
+    process = subprocess.Popen(
+        ["prometheus-pushgateway", f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_http(f"{url}/-/ready", process)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        log.close()
+
+
+@pytest.fixture
+def prometheus(prometheus_binaries: None, pushgateway: str, tmp_path: Path):
+    """Prometheus with the project's config, pointed at the test Pushgateway, scraping fast."""
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    config["global"].update({"scrape_interval": "1s", "evaluation_interval": "1s"})
+    config["rule_files"] = [
+        str(ROOT / "deploy" / "prometheus" / name) for name in config["rule_files"]
+    ]
+    (job,) = config["scrape_configs"]
+    job["static_configs"] = [{"targets": [pushgateway.removeprefix("http://")]}]
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = (tmp_path / "prometheus.log").open("wb")
+    process = subprocess.Popen(
+        [
+            "prometheus",
+            f"--config.file={tmp_path / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_http(f"{url}/-/ready", process)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        log.close()
+
+
+@dataclass(frozen=True)
+class SystemDatabase:
+    """A Postgres database for Meltano's system database (state)."""
+
+    libpq: str  # for psycopg
+    uri: str  # MELTANO_DATABASE_URI: SQLAlchemy with the psycopg 3 driver
+
+
+@pytest.fixture
+def meltano_database(postgres_url: str) -> Iterator[SystemDatabase]:
+    """A fresh Postgres database to hold Meltano's system database."""
+    name = f"meltano_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    info = {k: str(v) for k, v in psycopg.conninfo.conninfo_to_dict(postgres_url).items()}
+    info["dbname"] = name
+    host = info.get("host", "")
+    uri = URL.create(
+        "postgresql+psycopg",
+        username=info.get("user"),
+        password=info.get("password") or None,
+        host=None if host.startswith("/") else host,
+        port=int(info["port"]) if info.get("port") else None,
+        database=name,
+        query={"host": host} if host.startswith("/") else {},
+    )
+    try:
+        yield SystemDatabase(
+            psycopg.conninfo.make_conninfo(**info), uri.render_as_string(hide_password=False)
+        )
+    finally:
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+            )

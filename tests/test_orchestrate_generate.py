@@ -1,0 +1,302 @@
+"""orchestrate/: Airflow DAGs and Kubernetes CronJobs generated from `meltano schedule list`."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+GENERATE = ROOT / "orchestrate" / "generate.py"
+KUBERNETES_VERSION = "1.30"
+
+
+def _run(args: list[str], cwd: Path, **kwargs) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    env.update(kwargs.pop("env", {}))
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def schedules_json(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real `meltano schedule list --format=json` of a copy of the project with one more job
+    of two steps (and a schedule env), so chaining is exercised too."""
+    project = tmp_path_factory.mktemp("project")
+    document = yaml.safe_load((ROOT / "meltano.yml").read_text())
+    document["jobs"].append(
+        {
+            "name": "sync-and-reconcile",
+            "tasks": [
+                "tap-pipedrive target-pipeboard-postgres",
+                ["tap-pipedrive--reconcile", "target-pipeboard-postgres"],
+            ],
+        }
+    )
+    document["schedules"].append(
+        {
+            "name": "both-hourly",
+            "interval": "@hourly",
+            "job": "sync-and-reconcile",
+            "env": {"TAP_PIPEDRIVE_START_DATE": "2024-01-01T00:00:00Z"},
+        }
+    )
+    (project / "meltano.yml").write_text(yaml.safe_dump(document, sort_keys=False))
+    result = _run(["meltano", "schedule", "list", "--format=json"], cwd=project, check=True)
+    out = project / "schedules.json"
+    out.write_text(result.stdout)
+    return out
+
+
+@pytest.fixture(scope="module")
+def generated(schedules_json: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("generated")
+    _run(
+        [
+            sys.executable,
+            str(GENERATE),
+            "--input",
+            str(schedules_json),
+            "--airflow-out",
+            str(out / "dags"),
+            "--kubernetes-out",
+            str(out / "k8s"),
+            "--cron-out",
+            str(out / "cron"),
+        ],
+        cwd=ROOT,
+        check=True,
+    )
+    return out
+
+
+def _dag_structure(source: str) -> dict:
+    """DAG kwargs, BashOperator tasks and `>>` chains, read from the generated source."""
+    tree = ast.parse(source)
+    dag_kwargs: dict = {}
+    tasks: dict[str, dict] = {}
+    chains: list[list[str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "DAG":
+            dag_kwargs = {kw.arg: kw.value for kw in node.keywords}
+        if (
+            isinstance(node, ast.Assign)
+            and isinstance(node.value, ast.Call)
+            and getattr(node.value.func, "id", None) == "BashOperator"
+        ):
+            kwargs = {kw.arg: kw.value for kw in node.value.keywords}
+            tasks[node.targets[0].id] = {
+                "task_id": ast.literal_eval(kwargs["task_id"]),
+                "bash_command": ast.literal_eval(kwargs["bash_command"]),
+            }
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.BinOp):
+            names: list[str] = []
+            expr = node.value
+            while isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.RShift):
+                names.insert(0, expr.right.id)
+                expr = expr.left
+            names.insert(0, expr.id)
+            chains.append(names)
+    return {"dag": dag_kwargs, "tasks": tasks, "chains": chains}
+
+
+def test_one_dag_per_schedule_one_task_per_step(schedules_json: Path, generated: Path) -> None:
+    schedules = json.loads(schedules_json.read_text())["schedules"]["job"]
+    assert {s["name"] for s in schedules} >= {
+        "sync-every-30-minutes",
+        "reconcile-weekly",
+        "stage-history-backfill-nightly",
+    }
+    files = sorted(p.name for p in (generated / "dags").glob("*.py"))
+    assert files == sorted(f"meltano_{s['name']}.py" for s in schedules)
+    for schedule in schedules:
+        source = (generated / "dags" / f"meltano_{schedule['name']}.py").read_text()
+        compile(source, schedule["name"], "exec")
+        structure = _dag_structure(source)
+        dag = structure["dag"]
+        assert ast.literal_eval(dag["dag_id"]) == f"meltano_{schedule['name']}"
+        assert ast.literal_eval(dag["schedule"]) == schedule["cron_interval"]
+        assert ast.literal_eval(dag["catchup"]) is False
+        assert ast.literal_eval(dag["max_active_runs"]) == 1
+        steps = [t if isinstance(t, str) else " ".join(t) for t in schedule["job"]["tasks"]]
+        ordered = [structure["tasks"][f"step_{i}"] for i in range(1, len(steps) + 1)]
+        assert len(structure["tasks"]) == len(steps)
+        assert [t["bash_command"] for t in ordered] == [
+            f"meltano --environment=$MELTANO_ENVIRONMENT run {step}" for step in steps
+        ]
+        assert len({t["task_id"] for t in ordered}) == len(steps)
+        expected_chain = [[f"step_{i}" for i in range(1, len(steps) + 1)]] if len(steps) > 1 else []
+        assert structure["chains"] == expected_chain
+        assert f"SCHEDULE_ENV = {schedule['env']!r}" in source
+
+
+def test_two_step_job_is_chained(generated: Path) -> None:
+    source = (generated / "dags" / "meltano_both-hourly.py").read_text()
+    structure = _dag_structure(source)
+    assert structure["chains"] == [["step_1", "step_2"]]
+    assert ast.literal_eval(structure["dag"]["schedule"]) == "0 * * * *"
+    assert structure["tasks"]["step_2"]["bash_command"].endswith(
+        "run tap-pipedrive--reconcile target-pipeboard-postgres"
+    )
+
+
+def test_committed_files_match_meltano_yml() -> None:
+    result = _run([sys.executable, str(GENERATE), "--check"], cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_check_fails_when_stale(generated: Path, schedules_json: Path) -> None:
+    stale = generated / "dags" / "meltano_reconcile-weekly.py"
+    original = stale.read_text()
+    stale.write_text(original.replace("0 3 * * 0", "0 4 * * 0"))
+    try:
+        result = _run(
+            [
+                sys.executable,
+                str(GENERATE),
+                "--check",
+                "--input",
+                str(schedules_json),
+                "--airflow-out",
+                str(generated / "dags"),
+                "--kubernetes-out",
+                str(generated / "k8s"),
+                "--cron-out",
+                str(generated / "cron"),
+            ],
+            cwd=ROOT,
+        )
+    finally:
+        stale.write_text(original)
+    assert result.returncode == 1
+    assert "stale" in result.stdout
+
+
+def test_legacy_elt_schedules_are_rejected_by_name(tmp_path: Path) -> None:
+    bad = tmp_path / "schedules.json"
+    bad.write_text(json.dumps({"schedules": {"job": [], "elt": [{"name": "old-elt"}]}}))
+    result = _run(
+        [
+            sys.executable,
+            str(GENERATE),
+            "--input",
+            str(bad),
+            "--airflow-out",
+            str(tmp_path / "a"),
+            "--kubernetes-out",
+            str(tmp_path / "k"),
+            "--cron-out",
+            str(tmp_path / "c"),
+        ],
+        cwd=ROOT,
+    )
+    assert result.returncode == 2
+    assert "old-elt" in result.stderr
+
+
+def _manifests(*paths: Path) -> list[tuple[Path, dict]]:
+    return [
+        (path, doc)
+        for path in paths
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc is not None
+    ]
+
+
+def test_every_manifest_is_valid_kubernetes() -> None:
+    directory = ROOT / "orchestrate" / "kubernetes"
+    paths = sorted(directory.glob("*.yaml")) + sorted((directory / "generated").glob("*.yaml"))
+    documents = _manifests(*paths)
+    assert {doc["kind"] for _, doc in documents} == {"CronJob", "ConfigMap", "Secret"}
+    for path, doc in documents:
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+        assert doc["metadata"]["name"], path
+
+
+def test_invalid_manifest_is_caught() -> None:
+    path = ROOT / "orchestrate" / "kubernetes" / "generated" / "cronjobs.yaml"
+    doc = next(iter(yaml.safe_load_all(path.read_text())))
+    doc["spec"]["concurrencyPolicy"] = 3
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+
+
+def test_a_cronjob_per_schedule_reading_the_shared_secret(
+    schedules_json: Path, generated: Path
+) -> None:
+    schedules = json.loads(schedules_json.read_text())["schedules"]["job"]
+    cron_jobs = [doc for _, doc in _manifests(generated / "k8s" / "cronjobs.yaml")]
+    assert len(cron_jobs) == len(schedules)
+    for schedule, cron_job in zip(schedules, cron_jobs, strict=True):
+        spec = cron_job["spec"]
+        assert spec["schedule"] == schedule["cron_interval"]
+        assert spec["concurrencyPolicy"] == "Forbid"
+        container = spec["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+        assert container["command"][-2:] == ["run", schedule["job"]["name"]]
+        sources = container["envFrom"]
+        assert {"secretRef": {"name": "pipeboard-secrets"}} in sources
+        assert {"configMapRef": {"name": "pipeboard-config"}} in sources
+        assert container["env"] == [
+            {"name": k, "value": v} for k, v in sorted(schedule["env"].items())
+        ]
+    secret = _manifests(ROOT / "orchestrate" / "kubernetes" / "secret.example.yaml")[0][1]
+    # The shared state backend: Meltano's system database in Postgres (psycopg 3 driver).
+    assert secret["stringData"]["MELTANO_DATABASE_URI"].startswith("postgresql+psycopg://")
+    config = _manifests(ROOT / "orchestrate" / "kubernetes" / "configmap.yaml")[0][1]
+    assert config["data"]["TAP_PIPEDRIVE_REDIS_URL"].startswith("redis://")
+
+
+def test_parallel_sync_pods_cover_every_stream_once(generated: Path, tmp_path: Path) -> None:
+    cron_job = _manifests(generated / "k8s" / "sync-parallel.yaml")[0][1]
+    job = cron_job["spec"]["jobTemplate"]["spec"]
+    assert job["completionMode"] == "Indexed"
+    assert job["completions"] == job["parallelism"]
+    script = job["template"]["spec"]["containers"][0]["command"][2]
+    # Run each pod's script with a `meltano` that records its arguments and stream selection.
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    recorder = fake_bin / "meltano"
+    recorder.write_text('#!/bin/sh\necho "$TAP_PIPEDRIVE__SELECT_FILTER|$*"\n')
+    recorder.chmod(0o755)
+
+    def pod(index: int) -> subprocess.CompletedProcess[str]:
+        env = {
+            "PATH": f"{fake_bin}:/usr/bin:/bin",
+            "JOB_COMPLETION_INDEX": str(index),
+            "MELTANO_ENVIRONMENT": "prod",
+        }
+        return subprocess.run(["/bin/sh", "-c", script], env=env, capture_output=True, text=True)
+
+    selected: list[str] = []
+    excluded: list[str] = []
+    groups = []
+    for index in range(job["completions"]):
+        result = pod(index)
+        assert result.returncode == 0, result.stderr
+        selection, args = result.stdout.strip().split("|")
+        patterns = json.loads(selection)
+        group = args.split("--state-id-suffix=")[1].split()[0]
+        assert args == (
+            f"--environment=prod run --state-id-suffix={group} "
+            "tap-pipedrive target-pipeboard-postgres"
+        )
+        groups.append(group)
+        for pattern in patterns:
+            (excluded if pattern.startswith("!") else selected).append(pattern.lstrip("!"))
+    assert len(set(groups)) == len(groups)
+    assert groups[0] == "deals"
+    assert groups[-1] == "rest"
+    # No stream is read by two pods; the rest pod reads everything the others do not.
+    assert len(selected) == len(set(selected))
+    assert sorted(excluded) == sorted(selected)
+    assert {"deals", "deal_products", "persons"} <= set(selected)
+    out_of_range = pod(job["completions"])
+    assert out_of_range.returncode == 2
+    assert "no stream group" in out_of_range.stderr
