@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,7 +57,7 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     import pgserver  # embedded fallback: a real Postgres run from the pgserver wheel
 
     # Unix socket paths are limited to ~100 bytes, so keep the data directory short.
-    data_dir = Path("/tmp") / f"pipeboard-pg-{uuid.uuid4().hex[:8]}"
+    data_dir = Path(tempfile.mkdtemp(prefix="pipeboard-pg-"))
     server = pgserver.get_server(data_dir, cleanup_mode="delete")
     try:
         yield server.get_uri()

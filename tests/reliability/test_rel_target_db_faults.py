@@ -96,19 +96,6 @@ def load_and_break(
 
 WHEN = pytest.mark.parametrize("when", ["between-batches", "mid-load"])
 
-# Confirmed target bug (reported; the tests stay, expected to fail, until it is fixed).
-SALVAGE_PASSES_FAILED_BATCH = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "target bug (5c052fd, state ahead of data): after a batch fails, "
-        "TargetPipeboardPostgres._salvage() drains the batches still buffered; "
-        "PostgresSink.process_batch then sets in_flight_seq to the salvaged batch's first "
-        "record, overwriting the failed batch's marker, and when the salvaged batch commits "
-        "release_state() emits a STATE covering the failed batch's records, which were never "
-        "stored: a resume from it skips them"
-    ),
-)
-
 
 def _states(run: StreamedProcess) -> list[dict[str, Any]]:
     return [json.loads(raw) for raw in list(run.stdout_lines) if raw.strip()]
@@ -148,7 +135,6 @@ def _backends_of(pid: int) -> list[int]:
 
 
 @WHEN
-@SALVAGE_PASSES_FAILED_BATCH
 def test_connection_dropped_mid_batch_then_rerun_converges(
     when: str,
     target_config: Callable[..., dict[str, Any]],
@@ -197,7 +183,6 @@ def tls_role(tls_postgres: TlsPostgres) -> Iterator[Role]:
 
 
 @WHEN
-@SALVAGE_PASSES_FAILED_BATCH
 def test_postgres_restarted_mid_batch_then_rerun_converges(
     when: str, tls_role: Role, tls_postgres: TlsPostgres, tmp_path: Path, figures: Figures
 ) -> None:
@@ -222,7 +207,6 @@ def test_postgres_restarted_mid_batch_then_rerun_converges(
 
 
 @WHEN
-@SALVAGE_PASSES_FAILED_BATCH
 def test_permission_lost_mid_run_is_a_clear_error_and_rerun_converges(
     when: str, tls_role: Role, tls_postgres: TlsPostgres, tmp_path: Path, figures: Figures
 ) -> None:

@@ -252,7 +252,7 @@ class PostgresSink(SQLSink[PostgresConnector]):
         # The rows are always counted as uncommitted by the STATE gate, through `first_seq`
         # or `in_flight_seq` (even if a termination signal interrupts this method).
         self.connector.wait()  # the previous batch, so the one in flight is this one
-        self.in_flight_seq = self.first_seq
+        self.in_flight_seq = batch_seq = self.first_seq
         rows, lines, nbytes = self._rows, self._lines, self._bytes
         dedupe, load_table, columns = self._repeated_keys, self.load_table, self._columns
         self._rows, self._lines, self._bytes = [], [], 0
@@ -265,7 +265,12 @@ class PostgresSink(SQLSink[PostgresConnector]):
 
         def load() -> None:
             started = time.perf_counter()
-            self._load(layout, load_table, columns, rows, lines, dedupe=dedupe)
+            try:
+                self._load(layout, load_table, columns, rows, lines, dedupe=dedupe)
+            except BaseException:
+                # Whatever is salvaged afterwards, no STATE may pass this batch's records.
+                self._target.hold_state_before(batch_seq)
+                raise
             seconds = time.perf_counter() - started
             self._target.metrics.batch_committed(self.stream_name, len(rows), seconds)
             self.logger.info(

@@ -59,6 +59,7 @@ class TargetPipeboardPostgres(SQLTarget):
         self.seq = 0
         self.input_complete = False
         self._gate = StateGate()
+        self._failed_seq: int | None = None
         self._state_lock = threading.Lock()
         self._nul_counts: dict[str, int] = defaultdict(int)
         self._loaded_schemas: set[str] = set()
@@ -213,8 +214,13 @@ class TargetPipeboardPostgres(SQLTarget):
 
     # State after commit
 
+    def hold_state_before(self, seq: int | None) -> None:
+        """A batch starting at record ``seq`` failed: no STATE covering it may be emitted."""
+        if seq is not None and (self._failed_seq is None or seq < self._failed_seq):
+            self._failed_seq = seq
+
     def _oldest_uncommitted(self) -> int | None:
-        oldest: int | None = None
+        oldest: int | None = self._failed_seq
         for sink in [*self._sinks_to_clear, *list(self._sinks_active.values())]:
             for first in (getattr(sink, "first_seq", None), getattr(sink, "in_flight_seq", None)):
                 if first is not None and (oldest is None or first < oldest):
