@@ -64,6 +64,12 @@ def meltano_env(project: Path, extra: dict[str, str]) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
+def clean_meltano_env() -> Callable[[Path, dict[str, str]], dict[str, str]]:
+    """``meltano_env`` for tests that run their own commands in a project copy."""
+    return meltano_env
+
+
+@pytest.fixture(scope="session")
 def meltano_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the project with both plugins installed (once per test session)."""
     project = tmp_path_factory.mktemp("meltano-project")
