@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 from tap_pipedrive.backfill import (
+    MAX_BACKFILL_RETRIES,
     BackfillProgress,
     DealHead,
     IncrementalPlan,
@@ -214,8 +215,8 @@ def test_held_back_deals_are_kept_compactly_and_released():
 def test_backfill_progress_estimate_and_summary():
     progress = BackfillProgress(total=100, runs=1)
     for deal_id in range(1, 21):
-        progress.record_deal(deal_id, 20, "done")
-    progress.record_deal(21, 20, "gone")
+        progress.record_deal(deal(id=deal_id), 20, "done")
+    progress.record_deal(deal(id=21), 20, "gone")
     progress.tokens = 500
     assert progress.after_id == 21
     assert progress.runs_left(tokens_per_run=400) == 4  # 79 deals x 20 tokens / 400
@@ -228,10 +229,65 @@ def test_backfill_progress_estimate_and_summary():
     assert restored == progress
 
 
-def test_backfill_completes_and_starts_over_when_run_again():
-    progress = BackfillProgress(total=5, runs=2, after_id=9, done=5)
-    progress.finish(dt.datetime(2026, 1, 1, tzinfo=UTC))
-    assert progress.complete
-    assert progress.runs_left(100) == 0
-    progress.start_run(dt.datetime(2026, 2, 1, tzinfo=UTC))
-    assert (progress.after_id, progress.done, progress.runs, progress.total) == (0, 0, 1, 5)
+def finished(progress: BackfillProgress) -> bool:
+    progress.finish_listing(dt.datetime(2026, 1, 1, tzinfo=UTC))
+    return progress.finish(dt.datetime(2026, 1, 1, tzinfo=UTC))
+
+
+def test_a_complete_backfill_stays_complete():
+    progress = BackfillProgress(runs=2, started_at="2025-12-30T00:00:00Z")
+    for deal_id in range(1, 6):
+        progress.record_deal(deal(id=deal_id), 20, "done")
+    assert finished(progress)
+    assert (progress.total, progress.runs_left(100)) == (5, 0)
+    # The next run reads the same state: still complete, nothing reset.
+    again = BackfillProgress.from_state({"backfill": progress.to_state()})
+    assert again.complete
+    assert (again.after_id, again.done, again.runs) == (5, 5, 2)
+    message = again.complete_message()
+    assert "complete since 2026-01-01T00:00:00Z" in message
+    assert "no deal list or per-deal requests" in message
+    assert "after 2025-12-30T00:00:00Z" in message  # no as_of: the run's own clock
+    assert "stage_history_mode: incremental" in message
+    assert "meltano state clear" in message
+    assert "--full-refresh" in message
+    again.as_of = "2025-12-29T10:00:00Z"  # the API's newest deal update when it began
+    assert "after 2025-12-29T10:00:00Z" in again.complete_message()
+
+
+def test_held_back_deals_are_kept_by_id_and_block_completion_until_read():
+    progress = BackfillProgress()
+    progress.record_deal(deal(id=1), 20, "done")
+    progress.record_deal(deal(id=2), 20, "held_back")
+    progress.record_deal(deal(id=3), 20, "done")
+    assert not finished(progress)
+    assert (progress.total, progress.runs_left(1000)) == (3, 1)
+    saved = BackfillProgress.from_state({"backfill": progress.to_state()})
+    assert [DealHead.from_record(h) for h in saved.held_back] == [deal(id=2)]
+    assert "1 held back" in saved.summary(0, 1000)
+    assert not saved.record_retry(2, 20, "held_back")  # still wrong: one more run
+    assert not saved.finish(dt.datetime(2026, 1, 2, tzinfo=UTC))
+    assert not saved.record_retry(2, 20, "done")
+    assert saved.finish(dt.datetime(2026, 1, 3, tzinfo=UTC))
+    assert (saved.done, saved.held_back, saved.given_up, saved.total) == (3, [], [], 3)
+
+
+def test_held_back_deal_gone_or_given_up():
+    progress = BackfillProgress()
+    progress.record_deal(deal(id=1), 20, "held_back")
+    progress.record_deal(deal(id=2), 20, "held_back")
+    assert not finished(progress)
+    assert not progress.record_retry(1, 20, "gone")  # merged meanwhile
+    outcomes = [progress.record_retry(2, 20, "held_back") for _ in range(MAX_BACKFILL_RETRIES)]
+    assert outcomes == [False] * (MAX_BACKFILL_RETRIES - 1) + [True]
+    assert progress.finish(dt.datetime(2026, 1, 2, tzinfo=UTC))
+    assert (progress.gone, progress.given_up, progress.handled) == (1, [2], 2)
+    assert "1 given up after 3 retries (deal ids 2)" in progress.summary(0, None)
+    assert "given up (deal ids 2)" in progress.complete_message()
+
+
+def test_backfill_state_of_an_earlier_version_still_reads():
+    old = {"after_id": 9, "done": 8, "held_back": 1, "runs": 1, "page_cursors": {}}
+    progress = BackfillProgress.from_state({"backfill": old})
+    assert (progress.after_id, progress.done, progress.held_back) == (9, 8, [])
+    assert not progress.complete

@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg import sql
-from tap_pipedrive.backfill import DealHead, parse_time
+from tap_pipedrive.backfill import MAX_BACKFILL_RETRIES, DealHead, parse_time
 from tap_pipedrive.resilience import BudgetExhaustedError
 from tap_pipedrive.streams.stage_changes import DealStageChangesStream
 from tap_pipedrive.tap import TapPipedrive
@@ -236,6 +236,237 @@ def test_backfill_interrupted_by_budget_completes_without_repeated_calls(sim):
     assert runs >= 4
     assert progress["done"] == len(deals)
     assert progress["total"] == len(deals)
+    assert per_deal_requests(sim) == len(deals)  # every deal read exactly once over all runs
+    got = timeline(records)
+    for deal in deals:
+        assert got[deal] == sim.stage_history(deal), deal
+
+
+def backfill_of(run: Run) -> dict[str, Any]:
+    return run.state["bookmarks"]["deal_stage_changes"]["backfill"]
+
+
+def messages(caplog: pytest.LogCaptureFixture, text: str) -> list[str]:
+    return [r.getMessage() for r in caplog.records if text in r.getMessage()]
+
+
+def an_open_deal_moved(sim, index: int = 0) -> int:
+    deal = [d for d in sim.truth("deals") if d["status"] == "open"][index]
+    sim.move_deal(deal["id"], stage_of(sim, deal["pipeline_id"], other_than=deal["stage_id"]))
+    return int(deal["id"])
+
+
+# Everything the stream itself asks for; the rest of a run's requests is the tap's discovery.
+STREAM_ENDPOINTS = {
+    "GET /api/v2/deals",
+    "GET /api/v2/deals/archived",
+    "GET /api/v2/stages",
+    CHANGELOG,
+    FLOW,
+}
+
+
+def test_a_complete_backfill_stays_done_and_new_deals_are_the_incremental_modes(sim, caplog):
+    deals = live_deal_ids(sim)
+    # The regular sync (its own state) has run before; then the backfill job, to its end.
+    sync = run_tap(sim, ("deal_stage_changes",), stage_history_initial_days=30)
+    backfill = run_tap(sim, ("deal_stage_changes",), stage_history_mode="backfill")
+    progress = backfill_of(backfill)
+    assert progress["completed_at"]
+    assert (progress["done"], progress["total"], progress["runs"]) == (len(deals), len(deals), 1)
+    listed = sim.truth("deals") + sim.truth("archived_deals")
+    assert parse_time(progress["as_of"]) == max(parse_time(d["update_time"]) for d in listed)
+
+    sim.advance(3600)
+    fresh = sim.create("deals", title="Created after the backfill", stage_id=1)
+    mover = an_open_deal_moved(sim)
+    sim.advance(60)
+
+    # Night after night the job runs again: it reads and requests nothing, and says why.
+    state = backfill.state
+    for _ in range(2):
+        sim.reset_stats()
+        caplog.clear()
+        with caplog.at_level("INFO"):
+            again = run_tap(sim, ("deal_stage_changes",), state, stage_history_mode="backfill")
+        assert again.error is None
+        assert again.records() == []
+        endpoints = set(sim.stats()["endpoints"])
+        assert not endpoints & STREAM_ENDPOINTS, endpoints
+        assert all(e.endswith("Fields") for e in endpoints), endpoints
+        assert backfill_of(again) == progress
+        (line,) = messages(caplog, "stage history backfill: complete since")
+        assert f"after {progress['as_of']}" in line
+        assert "stage_history_mode: incremental" in line
+        assert "meltano state clear" in line
+        state = again.state
+
+    # What changed after it is the regular sync's, in incremental mode.
+    sim.reset_stats()
+    later = run_tap(sim, ("deal_stage_changes",), sync.state, stage_history_initial_days=30)
+    assert {r["deal_id"] for r in later.records()} == {fresh["id"], mover}
+    assert per_deal_requests(sim) == 2
+    merged = timeline(backfill.records() + later.records())
+    for deal in live_deal_ids(sim):
+        assert merged[deal] == sim.stage_history(deal), deal
+
+
+def test_incremental_after_a_backfill_in_the_same_state_reads_all_activity_since(sim):
+    backfill = run_tap(sim, ("deal_stage_changes",), stage_history_mode="backfill")
+    as_of = parse_time(backfill_of(backfill)["as_of"])
+    sim.advance(10 * 86400)
+    between = sim.create("deals", title="Created after the backfill", stage_id=1)
+    sim.advance(50 * 86400)  # longer than the first incremental run looks back (30 days)
+    mover = an_open_deal_moved(sim)
+    sim.advance(60)
+    sim.reset_stats()
+    later = run_tap(sim, ("deal_stage_changes",), backfill.state, stage_history_initial_days=30)
+    read = {r["deal_id"] for r in later.records()}
+    assert {between["id"], mover} <= read
+    # Apart from them, only deals whose last stage activity is the backfill's newest update.
+    at_the_edge = {
+        d["id"]
+        for d in sim.truth("deals") + sim.truth("archived_deals")
+        if DealHead.from_record(d).stage_activity >= as_of
+    }
+    assert read <= at_the_edge | {between["id"], mover}
+    assert per_deal_requests(sim) == len(read)
+    merged = timeline(backfill.records() + later.records())
+    for deal in live_deal_ids(sim):
+        assert merged[deal] == sim.stage_history(deal), deal
+
+
+def test_backfill_reads_a_held_back_deal_in_a_later_run_before_it_completes(sim):
+    deals = live_deal_ids(sim)
+    moved = next(d["id"] for d in sim.truth("deals") if d["stage_change_time"])
+    sim.set_fault("null_body", path=f"/api/v1/deals/{moved}/changelog", times=1)
+    first = run_tap(sim, ("deal_stage_changes",), stage_history_mode="backfill")
+    assert first.error is None
+    assert moved not in {r["deal_id"] for r in first.records()}
+    progress = backfill_of(first)
+    assert [h["id"] for h in progress["held_back"]] == [moved]
+    assert progress["listed_at"]
+    assert progress["completed_at"] is None  # not done while a deal waits
+    assert (progress["done"], progress["total"]) == (len(deals) - 1, len(deals))
+
+    sim.reset_stats()
+    second = run_tap(sim, ("deal_stage_changes",), first.state, stage_history_mode="backfill")
+    assert {r["deal_id"] for r in second.records()} == {moved}
+    assert timeline(second.records())[moved] == sim.stage_history(moved)
+    endpoints = sim.stats()["endpoints"]
+    assert endpoints[CHANGELOG]["requests"] == 1  # only the retry: the list is not read again
+    assert "GET /api/v2/deals" not in endpoints
+    progress = backfill_of(second)
+    assert progress["completed_at"]
+    assert (progress["done"], progress["held_back"], progress["total"]) == (
+        len(deals),
+        [],
+        len(deals),
+    )
+
+
+def test_backfill_gives_up_a_deal_that_never_agrees_and_completes(sim, caplog):
+    deals = live_deal_ids(sim)
+    broken = next(d["id"] for d in sim.truth("deals") if d["stage_change_time"])
+    sim.set_fault("null_body", path=f"/api/v1/deals/{broken}/changelog")  # every time
+    state: dict[str, Any] = {}
+    for run_number in range(1, MAX_BACKFILL_RETRIES + 2):
+        caplog.clear()
+        with caplog.at_level("INFO"):
+            run = run_tap(sim, ("deal_stage_changes",), state, stage_history_mode="backfill")
+        assert broken not in {r["deal_id"] for r in run.records()}
+        state = run.state
+        progress = backfill_of(run)
+        done = run_number == MAX_BACKFILL_RETRIES + 1
+        assert bool(progress["completed_at"]) == done, run_number
+    assert progress["given_up"] == [broken]
+    assert (progress["done"], progress["held_back"]) == (len(deals) - 1, [])
+    assert messages(caplog, f"deal {broken}: the changelog still disagrees")
+    assert messages(caplog, f"1 given up after {MAX_BACKFILL_RETRIES} retries (deal ids {broken})")
+    assert per_deal_requests(sim) == len(deals) + MAX_BACKFILL_RETRIES
+
+
+def test_deals_merged_while_the_backfill_runs_are_skipped_and_counted(sim):
+    deals = live_deal_ids(sim)
+    # Six in a row: more 410s than the circuit breaker's five consecutive failures.
+    merged, survivor = deals[-8:-2], deals[-1]
+    tap = StageTap(
+        config={
+            "api_url": sim.base_url,
+            "api_token": sim.api_token,
+            "stage_history_mode": "backfill",
+        }
+    )
+    stream = tap.streams["deal_stage_changes"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        rows = iter(stream.get_records(None))
+        records = [next(rows)]  # the deal lists are read; the first deal's history is out
+        for deal_id in merged:
+            sim.merge_deal(deal_id, survivor)
+        records += list(rows)
+    assert {r["deal_id"] for r in records} == set(deals) - set(merged)
+    assert per_deal_requests(sim) == len(deals)  # each merged deal asked once: 410
+    progress = stream.stream_state["backfill"]
+    assert progress["completed_at"]
+    assert (progress["gone"], progress["done"]) == (len(merged), len(deals) - len(merged))
+
+
+def test_a_held_back_deal_merged_before_its_retry_is_counted_gone(sim, caplog):
+    deals = live_deal_ids(sim)
+    moved = next(d["id"] for d in sim.truth("deals") if d["stage_change_time"])
+    sim.set_fault("null_body", path=f"/api/v1/deals/{moved}/changelog", times=1)
+    first = run_tap(sim, ("deal_stage_changes",), stage_history_mode="backfill")
+    assert [h["id"] for h in backfill_of(first)["held_back"]] == [moved]
+    sim.merge_deal(moved, next(d for d in deals if d != moved))
+    with caplog.at_level("INFO"):
+        second = run_tap(sim, ("deal_stage_changes",), first.state, stage_history_mode="backfill")
+    assert second.error is None
+    assert second.records() == []
+    progress = backfill_of(second)
+    assert progress["completed_at"]
+    assert (progress["gone"], progress["done"], progress["held_back"]) == (1, len(deals) - 1, [])
+    assert messages(caplog, "1 removed or merged (404/410) skipped")
+
+
+def test_backfill_stops_at_max_budget_share_and_resumes_without_repeats(
+    pipedrive_simulator_factory, caplog
+):
+    # A one-seat Essential account: 30,000 tokens a day; 1% a run is 300 tokens, a dozen deals.
+    sim = pipedrive_simulator_factory(seed=7, deals=40, plan="essential", seats=1)
+    deals = live_deal_ids(sim)
+    state: dict[str, Any] = {}
+    records: list[dict[str, Any]] = []
+    tokens = 0
+    for runs in range(1, 11):
+        caplog.clear()
+        with caplog.at_level("INFO"):
+            run = run_tap(
+                sim,
+                ("deal_stage_changes",),
+                state,
+                stage_history_mode="backfill",
+                max_budget_share=0.01,
+            )
+        assert run.error is None  # a planned stop: exit 0, no BudgetExhaustedError (75)
+        records += run.records()
+        state = run.state
+        progress = backfill_of(run)
+        assert progress["runs"] == runs
+        assert progress["tokens"] - tokens <= 300  # never past the cap
+        tokens = progress["tokens"]
+        if progress["completed_at"]:
+            break
+        (stop,) = messages(caplog, "stage history backfill: stopping cleanly")
+        assert (
+            "max_budget_share=0.01 of the daily budget (30000 tokens) lets this run spend 300"
+            in stop
+        )
+        assert f"continues where this one stopped (after deal {progress['after_id']})" in stop
+        # Every record out is covered by the state saved last: nothing is read twice.
+        assert max(r["deal_id"] for r in run.records()) == progress["after_id"]
+        assert messages(caplog, f"deals ({100 * progress['done'] / len(deals):.1f}%)")
+    assert runs >= 3
+    assert (progress["done"], progress["total"]) == (len(deals), len(deals))
     assert per_deal_requests(sim) == len(deals)  # every deal read exactly once over all runs
     got = timeline(records)
     for deal in deals:

@@ -13,7 +13,7 @@ import typing as t
 
 import click
 import pybreaker
-from singer_sdk.exceptions import RetriableAPIError
+from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 
 
 class RunStopped(click.ClickException):
@@ -38,6 +38,14 @@ class AuthenticationError(RunStopped):
     """The credentials were rejected."""
 
     exit_code = 77  # EX_NOPERM
+
+
+class GoneError(FatalAPIError):
+    """A 404 or 410: the API answered that the item does not exist (any more).
+
+    An answer, not a malfunction: callers that expect it (a deal removed or merged while the
+    stage-history backfill runs) skip the item, and the circuit breaker does not count it.
+    """
 
 
 class BurstLimitedError(RetriableAPIError):
@@ -74,6 +82,6 @@ def make_breaker(fail_max: int, name: str = "pipedrive-api") -> pybreaker.Circui
     return pybreaker.CircuitBreaker(
         fail_max=fail_max,
         reset_timeout=60,
-        exclude=[BurstLimitedError, BudgetExhaustedError, AuthenticationError],
+        exclude=[BurstLimitedError, BudgetExhaustedError, AuthenticationError, GoneError],
         name=name,
     )

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import datetime as dt
 import heapq
-import re
 import typing as t
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -53,6 +52,7 @@ from typing_extensions import override
 
 from tap_pipedrive.api import OPENAPI
 from tap_pipedrive.backfill import (
+    MAX_BACKFILL_RETRIES,
     MAX_HELD_BACK,
     MODES,
     BackfillProgress,
@@ -65,6 +65,7 @@ from tap_pipedrive.backfill import (
 )
 from tap_pipedrive.client import PipedriveStream
 from tap_pipedrive.pagination import CursorPaginator, OffsetPaginator, response_body
+from tap_pipedrive.resilience import GoneError
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -237,7 +238,6 @@ ARCHIVED_PATH = "/api/v2/deals/archived"
 STAGES_PATH = "/api/v2/stages"
 PER_DEAL_PATHS = {"changelog": "/api/v1/deals/{id}/changelog", "flow": "/api/v1/deals/{id}/flow"}
 DEAL_STATUSES = "open,won,lost,deleted"
-_GONE = re.compile(r"^(404|410) ")
 STATE_KEY_INCREMENTAL = "stage_changes"
 STATE_KEY_BACKFILL = "backfill"
 INITIAL_DAYS = 30
@@ -279,6 +279,10 @@ def _accept(body: dict[str, t.Any]) -> None:
 
 class _Stop(Exception):  # control flow, never leaves the stream
     """The backfill reached the run's share of the daily budget."""
+
+    def __init__(self, cost: int) -> None:
+        super().__init__(cost)
+        self.cost = cost  # what the next deal would have needed
 
 
 # Not an OpenAPI list: the base stream finds this stream's schema where it finds the others'.
@@ -399,10 +403,8 @@ class DealStageChangesStream(PipedriveStream):
             for _, body in self._pages(context, params, paginator):
                 self.per_deal_calls += 1
                 moves.extend(parse(page_items(body)))
-        except FatalAPIError as exc:
-            if _GONE.match(str(exc)):
-                return None
-            raise
+        except GoneError:
+            return None
         return in_time_order(moves)
 
     def _deal_lists(self) -> list[str]:
@@ -492,6 +494,11 @@ class DealStageChangesStream(PipedriveStream):
         plan = IncrementalPlan.from_state(self.stream_state, start_date)
         if not self.stream_state.get(STATE_KEY_INCREMENTAL):
             plan.gate = self._initial_gate(start_date)
+            # A backfill kept in this same state reads each deal once: moves after it started
+            # may have come after it read the deal, so they are this mode's to read.
+            backfill_start = BackfillProgress.from_state(self.stream_state).activity_since
+            if backfill_start and plan.gate is not None:
+                plan.gate = min(plan.gate, parse_time(backfill_start))
         for held in list(plan.held_back.values()):
             deal = DealHead.from_record(held)
             outcome, records = self._deal_records(deal)
@@ -554,6 +561,10 @@ class DealStageChangesStream(PipedriveStream):
 
     def _backfill(self) -> t.Iterator[dict[str, t.Any]]:
         progress = BackfillProgress.from_state(self.stream_state)
+        if progress.complete:
+            # The nightly job runs "until done": once done, its runs cost nothing at all.
+            self.logger.info(progress.complete_message())
+            return
         progress.start_run(dt.datetime.now(dt.UTC))
         budget = self.api.budget
         spent_before, tokens_before = budget.spent_this_run, progress.tokens
@@ -564,39 +575,90 @@ class DealStageChangesStream(PipedriveStream):
             progress.tokens = tokens_before + budget.spent_this_run - spent_before
             self._save_state(STATE_KEY_BACKFILL, progress.to_state())
 
+        def next_deal_cost(list_page: int) -> int:
+            """A deal's call, the stage dictionary on the first, and a list page if it ends."""
+            stages = self._cost(STAGES_PATH) if self._stage_pipelines is None else 0
+            return per_deal_cost + stages + list_page
+
         try:
-            if progress.total is None:
-                progress.total = self._count_deals(list_cost)
+            if progress.total is None and not progress.listed:
+                self._count_deals(progress, list_cost)
             save()
-            deals = self._deals("id", {}, progress.page_cursors)
-            for path, token, deal in deals:
-                if deal.id <= progress.after_id:
-                    continue
-                # Room for this deal and, should its page end here, the next list page.
-                if not self._room_for(per_deal_cost + list_cost):
-                    raise _Stop
+            # Deals held back by an earlier run first: the backfill is not done without them.
+            for held in list(progress.held_back):
+                cost = next_deal_cost(0)
+                if not self._room_for(cost):
+                    raise _Stop(cost)
+                deal = DealHead.from_record(held)
                 before = budget.spent_this_run
                 outcome, records = self._deal_records(deal)
                 yield from records
-                progress.page_cursors[path] = token
-                progress.record_deal(deal.id, budget.spent_this_run - before, outcome)
+                if progress.record_retry(deal.id, budget.spent_this_run - before, outcome):
+                    self.logger.warning(
+                        "deal %d: the %s still disagrees with the deal record after %d "
+                        "retries; given up (listed under given_up in the backfill state)",
+                        deal.id,
+                        self.source,
+                        MAX_BACKFILL_RETRIES,
+                    )
                 save()
+            if not progress.listed:
+                for path, token, deal in self._deals("id", {}, progress.page_cursors):
+                    if deal.id <= progress.after_id:
+                        continue
+                    cost = next_deal_cost(list_cost)
+                    if not self._room_for(cost):
+                        raise _Stop(cost)
+                    before = budget.spent_this_run
+                    outcome, records = self._deal_records(deal)
+                    yield from records
+                    progress.page_cursors[path] = token
+                    progress.record_deal(deal, budget.spent_this_run - before, outcome)
+                    save()
+                progress.finish_listing(dt.datetime.now(dt.UTC))
             progress.finish(dt.datetime.now(dt.UTC))
-        except _Stop:
-            self.logger.info(
-                "stage history backfill: stopping at the run's share of the daily budget "
-                "(cap %s tokens); the next run continues after deal %d",
-                budget.run_cap,
-                progress.after_id,
-            )
+        except _Stop as stop:
+            self.logger.info(self._stop_message(stop.cost, progress.after_id))
         save()
         self.logger.info(progress.summary(budget.spent_this_run - spent_before, budget.run_cap))
+        if progress.complete:
+            self.logger.info(
+                "stage history backfill: complete; later runs of this job request nothing. %s",
+                progress.handover(),
+            )
 
-    def _count_deals(self, list_cost: int) -> int | None:
-        """Total deals, for progress (one list request per 500 deals, done once)."""
+    def _stop_message(self, cost: int, after_id: int) -> str:
+        budget = self.api.budget
+        cap = budget.run_cap
+        if cap is not None and budget.spent_this_run + cost > cap:
+            reason = (
+                f"max_budget_share={self.config.get('max_budget_share', 1.0)} of the daily "
+                f"budget ({budget.daily_limit} tokens) lets this run spend {cap}; it has spent "
+                f"{budget.spent_this_run} and the next deal needs up to {cost}"
+            )
+        else:
+            reason = (
+                f"Pipedrive reports {budget.remaining} tokens left today and the next deal "
+                f"needs up to {cost}"
+            )
+        return (
+            f"stage history backfill: stopping cleanly: {reason}. State saved; the next run "
+            f"continues where this one stopped (after deal {after_id})."
+        )
+
+    def _count_deals(self, progress: BackfillProgress, list_cost: int) -> None:
+        """Total deals, for progress (one list request per 500 deals, done once).
+
+        Also notes the newest deal update (``as_of``, the API's clock): stage activity after
+        it may come after the backfill read the deal, so it is the incremental mode's.
+        """
         total = 0
-        for _ in self._deals("id", {}, {}):
-            total += 1
+        newest: dt.datetime | None = None
+        for total, (_, _, deal) in enumerate(self._deals("id", {}, {}), start=1):
+            newest = deal.update_time if newest is None else max(newest, deal.update_time)
             if total % 500 == 0 and not self._room_for(list_cost):
-                return None
-        return total
+                break
+        else:
+            progress.total = total
+        if progress.as_of is None and newest is not None:
+            progress.as_of = format_time(newest)
