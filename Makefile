@@ -36,7 +36,7 @@ typecheck: setup
 	$(BIN)/mypy
 
 bench: setup
-	PATH="$(CURDIR)/$(BIN):$$PATH" bash bench/run_all.sh
+	PATH="$(CURDIR)/$(BIN):$$PATH" bash bench/run_all.sh $(BENCH_ARGS)
 
 # Re-pin every dependency (see README: "Updating dependencies").
 lock:

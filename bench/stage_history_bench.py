@@ -11,10 +11,10 @@ counts every request and token per endpoint):
 (b) full backfill (``stage_history_mode: backfill``). Minimum per-deal calls: one per deal
     (every history here fits one page).
 
-With ``--compare``, the PyPI ``tap-pipedrive`` package (singer-io, installed into
-bench/.venvs/tap-pipedrive-pypi) runs its ``dealflow`` stream on the same account for the same
-two situations. It has no way to point at another API host, so the bench runs it through a
-wrapper that sets its ``BASE_URL`` to the simulator.
+With ``--compare``, the PyPI ``tap-pipedrive`` package (singer-io, pinned version installed
+into bench/.venvs/pypi-tap-pipedrive by bench/comparison.py) runs its ``dealflow`` stream on the
+same account for the same situations. It has no way to point at another API host, so it runs
+through a wrapper that sets its ``BASE_URL`` to the simulator.
 
 Figures count only the stage-history work: the deal lists, the stages dictionary and the
 per-deal endpoint (the tap's custom-field discovery requests are excluded for both taps).
@@ -29,35 +29,25 @@ import io
 import json
 import math
 import platform
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import comparison
 import pipedrive_simulator
 from tap_pipedrive.streams.stage_changes import DealStageChangesStream
 from tap_pipedrive.tap import TapPipedrive
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
-PYPI_VENV = HERE / ".venvs" / "tap-pipedrive-pypi"
 PER_DEAL = {
     "changelog": "GET /v1/deals/{id}/changelog",
     "flow": "GET /v1/deals/{id}/flow",
 }
 LISTS = ("GET /api/v2/deals", "GET /api/v2/deals/archived", "GET /api/v2/stages")
 COSTS = {"changelog": 20, "flow": 40, "deals": 10, "archived": 20, "stages": 5}
-
-PYPI_WRAPPER = """
-import sys
-import tap_pipedrive.config, tap_pipedrive.tap
-tap_pipedrive.config.BASE_URL = tap_pipedrive.tap.BASE_URL = sys.argv.pop(1)
-from tap_pipedrive.cli import main
-main()
-"""
 
 
 class StageTap(TapPipedrive):
@@ -90,52 +80,19 @@ def run_ours(sim: Any, state: dict[str, Any], **config: Any) -> dict[str, Any]:
 
 
 def run_pypi(sim: Any, workdir: Path, state: dict[str, Any]) -> dict[str, Any]:
-    python = PYPI_VENV / "bin" / "python"
-    config = {"api_token": sim.api_token, "start_date": "2000-01-01T00:00:00Z"}
-    (workdir / "config.json").write_text(json.dumps(config))
-    (workdir / "state.json").write_text(json.dumps(state))
-    (workdir / "wrapper.py").write_text(PYPI_WRAPPER)
-    base = [str(python), str(workdir / "wrapper.py"), sim.base_url]
-    # Its discovery needs endpoints unrelated to deal flow (e.g. /v1/noteFields); the catalog of
-    # the one stream is built from the schema file it ships.
-    schema_file = next(
-        PYPI_VENV.glob("lib/python*/site-packages/tap_pipedrive/schemas/dealflow.json")
-    )
-    catalog = {
-        "streams": [
-            {
-                "tap_stream_id": "dealflow",
-                "stream": "dealflow",
-                "key_properties": ["id"],
-                "schema": json.loads(schema_file.read_text()),
-                "metadata": [{"breadcrumb": [], "metadata": {"selected": True}}],
-            }
-        ]
-    }
-    (workdir / "catalog.json").write_text(json.dumps(catalog))
+    # dealflow's schema is static (no custom-field discovery): the catalog of the one stream is
+    # the schema file the tap ships, which is what its discovery returns for it.
     sim.reset_stats()
-    synced = subprocess.run(
-        [
-            *base,
-            "--config",
-            str(workdir / "config.json"),
-            "--catalog",
-            str(workdir / "catalog.json"),
-            "--state",
-            str(workdir / "state.json"),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
+    run = comparison.run_pypi_tap(
+        sim.base_url,
+        sim.api_token,
+        workdir,
+        catalog=comparison.shipped_catalog(["dealflow"]),
+        state=state,
     )
-    if synced.returncode != 0:
-        raise RuntimeError(f"PyPI tap-pipedrive failed: {synced.stderr[-2000:]}")
-    states = [
-        json.loads(line)["value"]
-        for line in synced.stdout.splitlines()
-        if json.loads(line).get("type") == "STATE"
-    ]
-    return states[-1] if states else state
+    if run.returncode != 0:
+        raise RuntimeError(f"PyPI tap-pipedrive failed: {run.stderr[-2000:]}")
+    return run.last_state(state)
 
 
 def measure(sim: Any, source: str) -> dict[str, int]:
@@ -237,21 +194,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             sim.stop()
 
     if args.compare:
-        if not (PYPI_VENV / "bin" / "python").exists():
-            subprocess.run([sys.executable, "-m", "venv", str(PYPI_VENV)], check=True)
-            subprocess.run(
-                [str(PYPI_VENV / "bin" / "pip"), "install", "-q", "tap-pipedrive"], check=True
-            )
-        version = (
-            subprocess.run(
-                [str(PYPI_VENV / "bin" / "pip"), "show", "tap-pipedrive"],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            .stdout.split("Version: ")[1]
-            .split()[0]
-        )
+        version = comparison.pypi_tap_installed_version()
         sim = pipedrive_simulator.start(seed=args.seed, deals=args.deals)
         try:
             active, archived = len(sim.truth("deals")), len(sim.truth("archived_deals"))

@@ -1,7 +1,19 @@
 """Benchmark tap-pipedrive against the simulator: API cost of full and incremental syncs,
 and extraction throughput.
 
-Usage: python bench/tap_bench.py [--deals-throughput 25000] [--pypi]
+Usage: python bench/tap_bench.py [--deals-throughput 25000] [--skip-cost] [--pypi] [--plan P]
+
+``--deals-throughput 0`` skips the throughput part (the API-cost part counts requests and
+tokens, so it does not depend on the machine's load). ``--pypi`` also runs the PyPI
+``tap-pipedrive`` (singer-io, pinned in bench/comparison.py, installed into
+bench/.venvs/pypi-tap-pipedrive) against a simulator seeded the same way: its discovery, every
+stream in a process of its own (a full sync, then a no-change incremental run from the state it
+wrote), so that one failing stream does not hide the cost of the others, then one process with
+every stream selected (and, if some stream calls a path the simulator does not serve, one with
+every other stream). Requests, tokens and 429s per endpoint come from the simulator's
+``GET /_simulator/stats``; the PyPI tap's logs and the figures go to bench/out/pypi_tap/.
+The API-cost runs use plan ``unlimited`` (nothing refused); ``--plan essential`` (or another
+plan) applies that plan's burst limits, so 429s show.
 
 Prints a Markdown section for bench/RESULTS.md (heading "Tap"). Each tap run is a separate
 process (the console script), so its CPU time is measured alone with ``getrusage``.
@@ -13,6 +25,7 @@ import argparse
 import json
 import math
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -21,11 +34,15 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
+
+import comparison
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 TAP = BIN / "tap-pipedrive"
 SIM = BIN / "pipedrive-simulator"
+OUT = Path(__file__).resolve().parent / "out"
 
 PAGED_V2 = {
     "deals": "/api/v2/deals",
@@ -37,7 +54,12 @@ PAGED_V2 = {
     "pipelines": "/api/v2/pipelines",
     "stages": "/api/v2/stages",
 }
-PAGED_V1 = {"leads": "/v1/leads", "notes": "/v1/notes", "files": "/v1/files"}
+PAGED_V1 = {
+    "leads": "/v1/leads",
+    "archived_leads": "/v1/leads/archived",
+    "notes": "/v1/notes",
+    "files": "/v1/files",
+}
 DICTIONARIES = (
     "dealFields",
     "personFields",
@@ -131,14 +153,15 @@ def select(config: dict, streams: set[str]) -> dict:
     return catalog
 
 
-def cost_section() -> list[str]:
-    sim = Simulator("--seed", "42")
+def cost_section(plan: str) -> list[str]:
+    sim = Simulator("--seed", "42", "--plan", plan)
     try:
         config = {"api_url": sim.base_url, "api_token": sim.token}
         sim.post("/_simulator/reset-stats")
         lines, wall, _cpu = run_tap(config)
         full = sim.get("/_simulator/stats")
         records = sum(1 for x in lines if '"type":"RECORD"' in x)
+        streams = {json.loads(x)["stream"] for x in lines if '"type":"SCHEMA"' in x}
         counts = {e: sim.count(e) for e in (*PAGED_V2, *PAGED_V1)}
         deal_items = sim.get("/_simulator/truth/deal_products")
         visible = {
@@ -169,23 +192,29 @@ def cost_section() -> list[str]:
             f"{k.split(' ', 1)[1]} {v['requests']}"
             for k, v in sorted(incremental["endpoints"].items())
         )
+        full_per_endpoint = "; ".join(
+            f"{k.split(' ', 1)[1]} {v['requests']} ({v['tokens']} tokens)"
+            for k, v in sorted(full["endpoints"].items())
+        )
     finally:
         sim.stop()
     return [
-        "### API cost (seed 42, default account)",
+        f"### API cost (seed 42, default account, plan {plan})",
         "",
         f"Full sync: {records} records, {sum(counts.values()) + items} of them in paged lists "
         f"({items} line items of {deals_with_items} deals).",
         "",
         "| run | requests | tokens | 429s | wall s |",
         "|---|---|---|---|---|",
-        f"| full sync (all 19 streams) | {full['total']['requests']} | "
+        f"| full sync (all {len(streams)} streams) | {full['total']['requests']} | "
         f"{full['total']['tokens']} | {full['total']['responses_429']} | {wall:.1f} |",
         f"| minimum, ceil(records/500) per paged list + 1 per dictionary | {minimum_500} | | | |",
         f"| minimum the API allows (files 100/page, line items by 100 deals) | {api_min} | | | |",
         f"| incremental run, no changes | {incremental['total']['requests']} | "
         f"{incremental['total']['tokens']} | {incremental['total']['responses_429']} | "
         f"{inc_wall:.1f} |",
+        "",
+        f"The full sync sent: {full_per_endpoint}.",
         "",
         f"The no-change incremental run emitted {inc_records} records (the full-table "
         f"dictionaries) and sent: {per_endpoint}.",
@@ -244,10 +273,170 @@ def throughput_section(deals: int) -> list[str]:
     ]
 
 
+def _endpoints(stats: dict[str, Any], run: comparison.PypiRun) -> dict[str, dict[str, int]]:
+    """Per-endpoint figures; a path the simulator does not serve is named from the tap's error."""
+    endpoints = {k: dict(v) for k, v in stats["endpoints"].items()}
+    unknown = endpoints.pop("GET (unknown path)", None)
+    if unknown is not None:
+        found = re.search(r"Unknown method (\S+ \S+)", run.error or "")
+        name = f"{found.group(1)} (404: not served)" if found else "GET (unknown path, 404)"
+        endpoints[name] = unknown
+    return endpoints
+
+
+def _outcome(run: comparison.PypiRun) -> str:
+    if run.returncode == 0:
+        return "ok"
+    error = run.error or "failed"
+    found = re.search(r"HTTP-error-code: (\d+)", error)
+    return f"failed: HTTP {found.group(1)}" if found else f"failed: {error[:80]}"
+
+
+def pypi_section(plan: str) -> list[str]:
+    version = comparison.pypi_tap_installed_version()
+    work = OUT / "pypi_tap"
+    work.mkdir(parents=True, exist_ok=True)
+    sim = Simulator("--seed", "42", "--plan", plan)
+    raw: dict[str, Any] = {"version": version, "plan": plan}
+
+    def measured(name: str, **kwargs: Any) -> tuple[comparison.PypiRun, dict[str, Any]]:
+        sim.post("/_simulator/reset-stats")
+        run = comparison.run_pypi_tap(sim.base_url, sim.token, work / name, **kwargs)
+        stats = sim.get("/_simulator/stats")
+        (work / f"{name}.log").write_text(run.stderr)
+        raw[name] = {
+            "returncode": run.returncode,
+            "error": run.error,
+            "failed_stream": run.failed_stream,
+            "records": run.records(),
+            "seconds": round(run.seconds, 2),
+            "total": stats["total"],
+            "endpoints": _endpoints(stats, run),
+        }
+        return run, stats
+
+    try:
+        discovery, discovery_stats = measured("discover", discover=True)
+        catalog = discovery.catalog or comparison.shipped_catalog(comparison.PYPI_TAP_STREAMS)
+        per_stream = {}
+        for stream in comparison.PYPI_TAP_STREAMS:
+            one = comparison.select_streams(catalog, {stream})
+            full, full_stats = measured(f"{stream}_full", catalog=one)
+            inc, inc_stats = measured(f"{stream}_incremental", catalog=one, state=full.last_state())
+            per_stream[stream] = (full, full_stats, inc, inc_stats)
+        # One process as it would be run: every stream; and, when some stream calls a path the
+        # simulator does not serve (a simulator gap, not the API's answer), every other stream.
+        everything = set(comparison.PYPI_TAP_STREAMS)
+        not_served = {
+            s for s, (full, *_) in per_stream.items() if "Unknown method" in (full.error or "")
+        }
+        whole_runs = [("every stream selected", everything)]
+        if not_served:
+            names = ", ".join(f"`{s}`" for s in sorted(not_served))
+            whole_runs.append((f"every stream but {names}", everything - not_served))
+        wholes = []
+        for n, (label, chosen) in enumerate(whole_runs):
+            catalog_n = comparison.select_streams(catalog, chosen)
+            wholes.append((label, *measured(f"one_process_{n}", catalog=catalog_n)))
+    finally:
+        sim.stop()
+    (OUT / "tap_pypi.json").write_text(json.dumps(raw, indent=1))
+
+    def totals(stats: dict[str, Any]) -> str:
+        t = stats["total"]
+        return f"{t['requests']} requests, {t['tokens']} tokens, {t['responses_429']} 429s"
+
+    lines = [
+        f"### The PyPI `tap-pipedrive` ({version}) against the same simulator",
+        "",
+        f"Seed 42, default account, plan {plan}, `start_date` 2000-01-01; run through a wrapper "
+        "that sets its hard-coded `BASE_URL` to the simulator.",
+        "",
+    ]
+    if discovery.returncode == 0:
+        lines.append(f"- Discovery: {totals(discovery_stats)}; the catalog it wrote is used below.")
+    else:
+        lines.append(
+            f"- Discovery failed ({discovery.error}) after {totals(discovery_stats)}; the runs "
+            "below use a catalog built from the schema files it ships."
+        )
+    for label, whole, whole_stats in wholes:
+        whole_records = sum(whole.records().values())
+        if whole.returncode == 0:
+            lines.append(
+                f"- One process, {label}: finished; {totals(whole_stats)}, {whole_records} records."
+            )
+        else:
+            lines.append(
+                f"- One process, {label}: stopped in stream `{whole.failed_stream}` "
+                f"({whole.error}) after {totals(whole_stats)} and {whole_records} records; "
+                "the streams after it never ran."
+            )
+    lines += [
+        "",
+        "Every stream in a process of its own (its custom-field request included), then a "
+        "no-change incremental run from the state it wrote:",
+        "",
+        "| stream | full: requests | tokens | 429s | records | incremental: requests | tokens "
+        "| 429s | records | outcome |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    sums = [0] * 8
+    for stream, (full, full_stats, inc, inc_stats) in per_stream.items():
+        f, i = full_stats["total"], inc_stats["total"]
+        values = [
+            f["requests"],
+            f["tokens"],
+            f["responses_429"],
+            sum(full.records().values()),
+            i["requests"],
+            i["tokens"],
+            i["responses_429"],
+            sum(inc.records().values()),
+        ]
+        sums = [a + b for a, b in zip(sums, values, strict=True)]
+        outcome = _outcome(full)
+        if _outcome(inc) != outcome:
+            outcome += f" (incremental: {_outcome(inc)})"
+        if full.error:
+            outcome += f": {full.error.split('Error: ', 1)[-1][:90]}"
+        lines.append(f"| {stream} | " + " | ".join(str(v) for v in values) + f" | {outcome} |")
+    lines.append("| **total** | " + " | ".join(f"**{v}**" for v in sums) + " | |")
+    merged: dict[str, dict[str, int]] = {}
+    for full, full_stats, inc, inc_stats in per_stream.values():
+        for phase, run, stats in (("full", full, full_stats), ("inc", inc, inc_stats)):
+            for endpoint, row in _endpoints(stats, run).items():
+                slot = merged.setdefault(endpoint, {})
+                for key, value in row.items():
+                    slot[f"{phase}_{key}"] = slot.get(f"{phase}_{key}", 0) + value
+    lines += [
+        "",
+        "Per endpoint, summed over those runs:",
+        "",
+        "| endpoint | full: requests | tokens | 429s | incremental: requests | tokens | 429s |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for endpoint, row in sorted(merged.items(), key=lambda kv: -kv[1].get("full_tokens", 0)):
+        cells = [
+            row.get(f"{phase}_{key}", 0)
+            for phase in ("full", "inc")
+            for key in ("requests", "tokens", "responses_429")
+        ]
+        lines.append(f"| `{endpoint}` | " + " | ".join(str(c) for c in cells) + " |")
+    lines.append("")
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--deals-throughput", type=int, default=25_000)
+    parser.add_argument(
+        "--deals-throughput", type=int, default=25_000, help="deals for throughput (0: skip)"
+    )
     parser.add_argument("--skip-cost", action="store_true")
+    parser.add_argument("--pypi", action="store_true", help="also the PyPI tap-pipedrive")
+    parser.add_argument(
+        "--plan", default="unlimited", help="simulator plan for the API-cost runs (rate limits)"
+    )
     args = parser.parse_args()
     lines = [
         "## Tap",
@@ -257,8 +446,11 @@ def main() -> int:
         "",
     ]
     if not args.skip_cost:
-        lines += cost_section()
-    lines += throughput_section(args.deals_throughput)
+        lines += cost_section(args.plan)
+    if args.pypi:
+        lines += pypi_section(args.plan)
+    if args.deals_throughput:
+        lines += throughput_section(args.deals_throughput)
     print("\n".join(lines))
     return 0
 

@@ -23,18 +23,19 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import comparison
+
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
-VENVS = HERE / ".venvs"
 ROOT = HERE.parent
 DEFAULT_URL = os.environ.get(
     "PIPEBOARD_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 STREAM = "deals"
-# name -> (PyPI package, console script)
+# name -> (pinned PyPI package, console script); their virtualenvs go under bench/.venvs/
 COMPETITORS = {
-    "meltanolabs": ("meltanolabs-target-postgres", "target-postgres"),
-    "pipelinewise": ("pipelinewise-target-postgres", "target-postgres"),
+    "meltanolabs": ("meltanolabs-target-postgres==0.8.1", "target-postgres"),
+    "pipelinewise": ("pipelinewise-target-postgres==2.1.2", "target-postgres"),
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -360,15 +361,8 @@ def count_rows(url: str, schema: str) -> int:
 
 def ensure_competitor(name: str) -> Path:
     """A virtualenv under bench/.venvs/ with the competitor installed; its console script."""
-    venv = VENVS / name
     package, script = COMPETITORS[name]
-    exe = venv / "bin" / script
-    if not exe.exists():
-        VENVS.mkdir(exist_ok=True)
-        (VENVS / ".gitignore").write_text("*\n")
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", package], check=True)
-    return exe
+    return comparison.ensure_venv(name, [package]) / "bin" / script
 
 
 def loaders(url: str, compare: bool) -> dict[str, tuple[list[str], dict]]:
