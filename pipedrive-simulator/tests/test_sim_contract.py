@@ -105,6 +105,7 @@ def _ids(sim):
         "activity": sim.truth("activities")[0]["id"],
         "product": sim.truth("products")[0]["id"],
         "lead": sim.truth("leads")[0]["id"],
+        "archived_lead": sim.truth("archived_leads")[0]["id"],
         "note": sim.truth("notes")[0]["id"],
         "file": sim.truth("files")[0]["id"],
         "user": sim.truth("users")[0]["id"],
@@ -162,7 +163,9 @@ def _cases(ids):
         ("/v1/users/me", {}),
         (f"/v1/users/{ids['user']}", {}),
         ("/v1/leads", {"limit": 100}),
+        ("/v1/leads/archived", {"limit": 100}),
         (f"/v1/leads/{ids['lead']}", {}),
+        (f"/v1/leads/{ids['archived_lead']}", {}),
         ("/v1/files", {"limit": 100}),
         (f"/v1/files/{ids['file']}", {}),
         (f"/v1/deals/{ids['deal']}/flow", {}),
@@ -175,11 +178,14 @@ def _cases(ids):
             for e in ("deal", "person", "organization", "product")
         ],
         ("/v1/activityFields", {}),
+        ("/v1/leadFields", {"limit": 500}),
+        ("/v1/noteFields", {}),
         (f"/v1/dealFields/{ids['deal_field_id']}", {}),
         (f"/v1/personFields/{ids['person_field_id']}", {}),
         (f"/v1/organizationFields/{ids['organization_field_id']}", {}),
         (f"/v1/productFields/{ids['product_field_id']}", {}),
         ("/api/v1/notes", {"limit": 10}),
+        ("/api/v1/leads/archived", {"limit": 2}),
     ]
 
 

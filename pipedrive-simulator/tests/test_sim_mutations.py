@@ -88,12 +88,110 @@ def test_v1_shapes_of_custom_fields_on_leads(client):
     money = next(f for f in account.custom["deal"] if f.field_type == "monetary")
     address = next(f for f in account.custom["deal"] if f.field_type == "address")
     span = next(f for f in account.custom["deal"] if f.field_type == "daterange")
-    lead = client.ok("/v1/leads", limit=1)["data"][0]
-    assert f"{money.key}_currency" in lead
-    assert f"{address.key}_locality" in lead
-    assert f"{address.key}_formatted_address" in lead
-    assert f"{span.key}_until" in lead
-    assert "custom_fields" not in lead
+    choice = next(f for f in account.custom["deal"] if f.field_type == "set")
+    leads = client.ok("/v1/leads", limit=500)["data"]
+    stored = {lead["id"]: account.stores["leads"].get(lead["id"]) for lead in leads}
+    for fdef, siblings in (
+        (money, ("_currency",)),
+        (address, ("_locality", "_formatted_address")),
+        (span, ("_until",)),
+    ):
+        value_of = {i: (rec["custom_fields"] or {}).get(fdef.key) for i, rec in stored.items()}
+        with_value = [lead for lead in leads if value_of[lead["id"]] is not None]
+        without = [lead for lead in leads if value_of[lead["id"]] is None]
+        assert with_value, fdef.field_type
+        assert without, fdef.field_type
+        for lead in with_value:
+            assert all(f"{fdef.key}{suffix}" in lead for suffix in ("", *siblings))
+        # As the spec says: a custom field not set on the lead is not in the response.
+        for lead in without:
+            assert not any(key.startswith(fdef.key) for key in lead), fdef.field_type
+    lead = next(lead for lead in leads if choice.key in lead)
+    assert lead[choice.key] == ",".join(
+        str(i) for i in stored[lead["id"]]["custom_fields"][choice.key]
+    )
+    assert all("custom_fields" not in lead for lead in leads)
+
+
+def test_field_options_can_be_renamed_and_deleted(client):
+    handle = client.handle
+    region = next(f for f in handle.simulator.account.custom["deal"] if f.name == "Region")
+    emea, latam = (
+        next(o["id"] for o in region.options if o["label"] == x) for x in ("EMEA", "LATAM")
+    )
+    handle.update("deals", 1, **{region.key: emea})
+    handle.update("deals", 2, **{region.key: latam})
+    before = client.ok("/api/v2/deals/1")["data"]["update_time"]
+    handle.advance(30)
+
+    handle.rename_field_option("deals", region.key, emea, "Europe")
+    deal = client.ok("/api/v2/deals/1", include_option_labels="true")["data"]
+    assert deal["custom_fields"][region.key] == {"id": emea, "label": "Europe"}
+    assert deal["update_time"] == before  # relabelling an option changes no record
+    v2_def = client.ok(f"/api/v2/dealFields/{region.key}")["data"]
+    assert [o["label"] for o in v2_def["options"]][:2] == ["Europe", "North America"]
+    assert v2_def["options"][0]["id"] == emea
+
+    handle.delete_field_option("deals", region.key, latam)
+    v2_def = client.ok(f"/api/v2/dealFields/{region.key}")["data"]
+    assert latam not in {o["id"] for o in v2_def["options"]}
+    v1_def = client.ok(f"/v1/dealFields/{region.id}")["data"]
+    assert v1_def["options_deleted"] == [{"id": latam, "label": "LATAM"}]
+    assert latam not in {o["id"] for o in v1_def["options"]}
+    assert "options_deleted" not in next(
+        f for f in client.ok("/v1/dealFields", limit=500)["data"] if f["key"] != region.key
+    )
+    # Records that held the deleted option keep its id.
+    assert client.ok("/api/v2/deals/2")["data"]["custom_fields"][region.key] == latam
+    # Leads carry the deal fields, so their definitions follow.
+    lead_def = next(
+        f for f in client.ok("/v1/leadFields", limit=500)["data"] if f["key"] == region.key
+    )
+    assert lead_def["options"][0]["label"] == "Europe"
+
+    with pytest.raises(ValueError, match="no option"):
+        handle.rename_field_option("deals", region.key, latam, "Gone")
+    with pytest.raises(ValueError, match="no option"):
+        handle.delete_field_option("deals", region.key, 10**6)
+    seats = next(f for f in handle.simulator.account.custom["deal"] if f.name == "Seats")
+    with pytest.raises(ValueError, match="no option"):
+        handle.rename_field_option("deals", seats.key, 1, "One")
+
+
+def test_lead_and_note_field_definitions(client):
+    account = client.handle.simulator.account
+    lead_fields = client.ok("/v1/leadFields", limit=500)["data"]
+    keys = [f["key"] for f in lead_fields]
+    assert {"title", "owner_id", "person_id", "organization_id", "value"} <= set(keys)
+    # Leads inherit the deal custom fields (same keys, same ids).
+    custom = [(f["id"], f["key"]) for f in lead_fields if len(f["key"]) == 40]
+    assert custom == [(f.id, f.key) for f in account.custom["deal"]]
+    page = client.ok("/v1/leadFields", start=5, limit=5)
+    assert [f["key"] for f in page["data"]] == keys[5:10]
+    assert page["additional_data"]["pagination"]["next_start"] == 10
+
+    body = client.ok("/v1/noteFields")
+    notes = body["data"]
+    assert {f["key"] for f in notes} >= {"content", "deal_id", "person_id", "pinned_to_deal_flag"}
+    assert set(notes[0]) == {
+        "id",
+        "key",
+        "name",
+        "field_type",
+        "active_flag",
+        "edit_flag",
+        "bulk_edit_allowed",
+        "mandatory_flag",
+        "options",
+    }
+    pinned = next(f for f in notes if f["key"] == "pinned_to_deal_flag")
+    assert pinned["options"] == [{"id": 1, "label": "Yes"}, {"id": 0, "label": "No"}]
+    assert body["additional_data"]["pagination"]["more_items_in_collection"] is False
+    with pytest.raises(ValueError, match="no custom fields"):
+        client.handle.add_field("notes", "Mood", "varchar")
+    # A field added through leads is a deal field.
+    key = client.handle.add_field("leads", "Lead score", "double")
+    assert key in {f["field_code"] for f in client.ok("/api/v2/dealFields", limit=500)["data"]}
 
 
 def test_stages_rename_and_add(client):
@@ -148,6 +246,27 @@ def test_control_api_over_http(pipedrive_simulator):
         timeout=10,
     ).json()["result"]
     assert len(key) == 40
+    region = next(
+        f for f in pipedrive_simulator.truth("deal_fields") if f["field_name"] == "Region"
+    )
+    first, second = (o["id"] for o in region["options"][:2])
+    for body in (
+        {"op": "rename_field_option", "option_id": first, "label": "Europe"},
+        {"op": "delete_field_option", "option_id": second},
+    ):
+        resp = requests.post(
+            base + "/mutate",
+            json={**body, "entity": "deals", "key": region["field_code"]},
+            timeout=10,
+        )
+        assert resp.status_code == 200, resp.text
+    options = next(
+        f
+        for f in pipedrive_simulator.truth("deal_fields")
+        if f["field_code"] == region["field_code"]
+    )["options"]
+    assert options[0] == {"id": first, "label": "Europe", "color": None}
+    assert second not in {o["id"] for o in options}
     summary = requests.post(
         base + "/mutate", json={"op": "random_changes", "n": 10, "seed": 3}, timeout=10
     ).json()["result"]
@@ -168,6 +287,7 @@ def test_control_api_over_http(pipedrive_simulator):
         {"op": "explode"},
         {"op": "move_deal", "id": deal_id, "stage_id": 999},
         {"op": "update", "entity": "deals", "id": 1, "fields": {"nope": 1}},
+        {"op": "rename_field_option", "entity": "deals", "key": key, "option_id": 1, "label": "x"},
     ):
         resp = requests.post(base + "/mutate", json=bad, timeout=10)
         assert resp.status_code == 400, bad
@@ -185,6 +305,7 @@ def test_truth_covers_every_stream(pipedrive_simulator):
         "products",
         "deal_products",
         "leads",
+        "archived_leads",
         "notes",
         "users",
         "pipelines",

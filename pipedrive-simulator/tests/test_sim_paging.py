@@ -267,6 +267,40 @@ def test_v1_offset_pagination_reads_everything(client):
     assert notes == client.handle.truth("notes")
     leads = client.ok("/v1/leads", limit=500)["data"]
     assert leads == client.handle.truth("leads")
+    archived, start = [], 0
+    while True:  # the seeded account's few archived leads, two per page
+        body = client.ok("/v1/leads/archived", start=start, limit=2)
+        archived.extend(body["data"])
+        page = body["additional_data"]["pagination"]
+        if not page["more_items_in_collection"]:
+            break
+        start = page["next_start"]
+    assert len(archived) > 2
+    assert archived == client.handle.truth("archived_leads")
+    assert all(lead["is_archived"] and lead["archive_time"] for lead in archived)
+    assert not any(lead["is_archived"] for lead in leads)
+
+
+def test_archiving_a_lead_moves_it_to_the_archived_list(client):
+    handle = client.handle
+    lead = client.ok("/v1/leads", limit=1)["data"][0]
+    handle.advance(60)
+    handle.update("leads", lead["id"], is_archived=True)
+    assert lead["id"] not in {x["id"] for x in client.ok("/v1/leads", limit=500)["data"]}
+    archived = client.ok("/v1/leads/archived", limit=500, sort="update_time ASC")["data"]
+    assert archived[-1]["id"] == lead["id"]
+    assert archived[-1]["archive_time"] == archived[-1]["update_time"]
+    assert [x["update_time"] for x in archived] == sorted(x["update_time"] for x in archived)
+    # The archived list documents no updated_since: older archived leads are still listed.
+    since = archived[-1]["update_time"][:19] + "Z"
+    everything = client.ok("/v1/leads/archived", limit=500)["data"]
+    assert len(everything) > 1
+    assert client.ok("/v1/leads/archived", limit=500, updated_since=since)["data"] == everything
+    assert client.ok("/v1/leads", limit=500, updated_since=since)["data"] == []
+    handle.update("leads", lead["id"], is_archived=False)
+    restored = client.ok(f"/v1/leads/{lead['id']}")["data"]
+    assert restored["is_archived"] is False
+    assert restored["archive_time"] is None
 
 
 def test_v1_notes_updated_since_and_item_shape(client):

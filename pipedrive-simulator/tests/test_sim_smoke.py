@@ -40,7 +40,18 @@ def test_v2_lists_answer_with_cursor_envelope(pipedrive_simulator, session, path
 
 
 @pytest.mark.parametrize("prefix", ["/v1", "/api/v1"])
-@pytest.mark.parametrize("path", ["/notes", "/leads", "/files", "/dealFields", "/personFields"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/notes",
+        "/leads",
+        "/leads/archived",
+        "/files",
+        "/dealFields",
+        "/personFields",
+        "/leadFields",
+    ],
+)
 def test_v1_lists_answer_with_offset_pagination(pipedrive_simulator, session, prefix, path):
     resp = session.get(pipedrive_simulator.base_url + prefix + path, params={"limit": 3})
     assert resp.status_code == 200, resp.text

@@ -181,6 +181,101 @@ def test_new_option_label_is_emitted(pipedrive_simulator, run, config_for, catal
     assert row["products_of_interest"][0] == "Core"
 
 
+def test_relabelled_option_is_emitted_with_its_new_label(
+    pipedrive_simulator, run, config_for, catalog_with
+):
+    sim = pipedrive_simulator
+    config = config_for(sim, include_archived_deals=False)
+    catalog = catalog_with(config, ("deals", "leads"))
+    defs = _defs(sim)
+    by_name = {d["field_name"]: k for k, d in defs.items()}
+    region, products = by_name["Region"], by_name["Products of interest"]
+    emea = next(o["id"] for o in defs[region]["options"] if o["label"] == "EMEA")
+    core, api = (
+        next(o["id"] for o in defs[products]["options"] if o["label"] == label)
+        for label in ("Core", "API")
+    )
+    lead = sim.truth("leads")[0]["id"]
+    sim.update("deals", 2, **{region: emea, products: [core, api]})
+    sim.update("leads", lead, **{region: emea, products: [api]})
+    first = run(config, catalog=catalog)
+    assert {r["id"]: r for r in first.records("deals")}[2]["region"] == "EMEA"
+    assert {r["id"]: r for r in first.records("leads")}[lead]["region"] == "EMEA"
+
+    sim.advance(60)
+    sim.rename_field_option("deals", region, emea, "Europe")
+    sim.rename_field_option("deals", products, core, "Core platform")
+    # Relabelling changes no record's update_time; these two change for another reason.
+    sim.update("deals", 2, title="Touched")
+    sim.update("leads", lead, title="Touched lead")
+    second = run(config, state=first.state, catalog=catalog)
+    assert second.error is None
+    deal = {r["id"]: r for r in second.records("deals")}[2]
+    assert deal["region"] == "Europe"
+    assert deal["products_of_interest"] == ["Core platform", "API"]
+    touched = {r["id"]: r for r in second.records("leads")}[lead]
+    assert touched["region"] == "Europe"
+    assert touched["products_of_interest"] == ["API"]
+
+
+def test_lead_custom_fields_land_as_the_deal_columns(
+    pipedrive_simulator, run, config_for, catalog_with
+):
+    """Leads carry the deal custom fields (v1: top-level hash keys, only those set)."""
+    sim = pipedrive_simulator
+    config = config_for(sim)
+    result = run(config, catalog=catalog_with(config, ("deals", "leads")))
+    assert result.error is None
+    deal_props = result.schema("deals")["properties"]
+    props = result.schema("leads")["properties"]
+    assert not any(len(name) == 40 for name in props), "no raw hash keys by default"
+    defs = _defs(sim)
+    by_name = {d["field_name"]: d for d in defs.values()}
+    for name, columns in EXPECTED_COLUMNS.items():
+        for column, json_type in columns.items():
+            assert json_type in props[column]["type"], column
+            assert props[column]["x-pipedrive-key"] == by_name[name]["field_code"], column
+    # The same columns as on deals, so the two tables read alike.
+    custom = {c for c, p in props.items() if p.get("x-pipedrive-key") in defs}
+    assert custom == {c for c, p in deal_props.items() if p.get("x-pipedrive-key") in defs}
+
+    rows = {r["id"]: r for r in result.records("leads")}
+    expected_ids = {r["id"] for r in sim.truth("leads") + sim.truth("archived_leads")}
+    assert rows.keys() == expected_ids
+    assert any(r["is_archived"] for r in rows.values())
+    assert not any(len(key) == 40 for r in rows.values() for key in r)
+    store = sim.simulator.account.stores["leads"]
+    checked_types = set()
+    for lead_id, row in rows.items():
+        values = store.get(lead_id)["custom_fields"]
+        for key, defn in defs.items():
+            value = values.get(key)
+            column = next(
+                c
+                for c, p in props.items()
+                if p.get("x-pipedrive-key") == key
+                and p.get("x-pipedrive-subfield") in (None, "value", "start")
+            )
+            ftype = defn["field_type"]
+            if ftype == "monetary":
+                assert row[column] == (value and value["value"]), column
+                assert row[f"{column}_currency"] == (value and value["currency"]), column
+            elif ftype in ("daterange", "timerange"):
+                assert row[column] == (value and value["start"]), column
+                assert row[f"{column}_until"] == (value and value["end"]), column
+            elif ftype == "time":
+                assert row[column] == (value and value["value"]), column
+                assert row[f"{column}_timezone_id"] == (value and value["timezone_id"]), column
+            elif ftype == "address":
+                assert row[column] == (value and value["value"]), column
+                assert row[f"{column}_postal_code"] == (value and value.get("postal_code"))
+            else:
+                assert row[column] == _expected_value(defn, value), (lead_id, column)
+            if value is not None:
+                checked_types.add(ftype)
+    assert checked_types == {d["field_type"] for d in defs.values()}
+
+
 def test_hash_keys_setting(pipedrive_simulator, run, config_for, catalog_with):
     sim = pipedrive_simulator
     config = config_for(sim, include_archived_deals=False, custom_field_names="hash")

@@ -26,13 +26,15 @@ def test_every_stream_matches_the_account(pipedrive_simulator, run, config_for):
     result = run(config_for(sim))
     assert result.error is None
 
-    deals = result.records("deals")
-    active = sorted(r["id"] for r in deals if not r["is_archived"])
-    archived = sorted(r["id"] for r in deals if r["is_archived"])
-    assert active == sorted(r["id"] for r in sim.truth("deals"))
-    assert archived == sorted(r["id"] for r in sim.truth("archived_deals"))
-    assert archived, "the seeded account has archived deals"
-    assert len(deals) == len(set(r["id"] for r in deals))
+    # Deals and leads carry their archived records, flagged.
+    for stream in ("deals", "leads"):
+        rows = result.records(stream)
+        active = sorted(r["id"] for r in rows if not r["is_archived"])
+        archived = sorted(r["id"] for r in rows if r["is_archived"])
+        assert active == sorted(r["id"] for r in sim.truth(stream)), stream
+        assert archived == sorted(r["id"] for r in sim.truth(f"archived_{stream}")), stream
+        assert archived, f"the seeded account has archived {stream}"
+        assert len(rows) == len(set(r["id"] for r in rows)), stream
 
     for stream in (
         "persons",
@@ -41,7 +43,6 @@ def test_every_stream_matches_the_account(pipedrive_simulator, run, config_for):
         "products",
         "pipelines",
         "stages",
-        "leads",
         "notes",
         "users",
         "files",
@@ -94,6 +95,10 @@ def test_full_sync_costs_the_minimum_requests(pipedrive_simulator, run, config_f
     ):
         assert stats[f"GET /api/v2/{field_endpoint}"]["requests"] == 1
     assert stats["GET /api/v2/deals"]["requests"] == math.ceil(len(sim.truth("deals")) / 500)
+    for endpoint, entity in (("/v1/leads", "leads"), ("/v1/leads/archived", "archived_leads")):
+        assert stats[f"GET {endpoint}"]["requests"] == max(
+            1, math.ceil(len(sim.truth(entity)) / 500)
+        )
     assert sim.stats()["total"]["responses_429"] == 0
     # Tokens counted by the tap equal what the API charged.
     assert result.tap is not None

@@ -13,15 +13,16 @@ INCREMENTAL = ("deals", "persons", "organizations", "activities", "products", "l
 
 
 def _changed_since(sim, stream, since):
-    if stream == "deals":
-        rows = sim.truth("deals") + sim.truth("archived_deals")
+    if stream in {"deals", "leads"}:  # both streams carry their archived records too
+        rows = sim.truth(stream) + sim.truth(f"archived_{stream}")
     else:
         rows = sim.truth(stream)
     return sorted(r["id"] for r in rows if _rfc3339(r["update_time"]) >= since)
 
 
 def _rfc3339(stamp):
-    return stamp if "T" in stamp else f"{stamp[:10]}T{stamp[11:]}Z"
+    # v1 notes: "YYYY-MM-DD HH:MM:SS"; v1 leads: milliseconds; compared to the second.
+    return f"{stamp[:10]}T{stamp[11:19]}Z"
 
 
 def test_next_run_emits_exactly_the_changed_records(pipedrive_simulator, run, config_for):
@@ -32,7 +33,7 @@ def test_next_run_emits_exactly_the_changed_records(pipedrive_simulator, run, co
 
     sim.advance(3600)
     since = sim.now.strftime("%Y-%m-%dT%H:%M:%SZ")
-    # (creating a deal is left out: the simulator's create("deals") currently fails)
+    new_deal = sim.create("deals", title="Fresh deal")
     new_person = sim.create("persons", name="Fresh person")
     sim.update("deals", 5, title="Renamed deal")
     sim.delete("deals", 6)
@@ -40,6 +41,10 @@ def test_next_run_emits_exactly_the_changed_records(pipedrive_simulator, run, co
     sim.update("persons", 3, name="Renamed person")
     sim.delete("persons", 4)
     sim.create("notes")
+    # /leads/archived takes no updated_since: the tap must skip the older archived leads itself.
+    archived_lead = sim.truth("leads")[0]["id"]
+    sim.update("leads", archived_lead, is_archived=True)
+    sim.update("leads", sim.truth("leads")[1]["id"], title="Renamed lead")
     sim.update("activities", 10, subject="Moved call")
     sim.random_changes(40, seed=2)
 
@@ -52,6 +57,10 @@ def test_next_run_emits_exactly_the_changed_records(pipedrive_simulator, run, co
     assert deals[5]["title"] == "Renamed deal"
     assert deals[6]["_sdc_deleted_at"] is not None
     assert deals[7]["is_archived"] is True
+    assert deals[new_deal["id"]]["title"] == "Fresh deal"
+    leads = {r["id"]: r for r in second.records("leads")}
+    assert leads[archived_lead]["is_archived"] is True
+    assert len(leads) == 2
     assert {r["id"]: r["name"] for r in second.records("persons")}[new_person["id"]] == (
         "Fresh person"
     )
@@ -72,6 +81,7 @@ def test_next_run_emits_exactly_the_changed_records(pipedrive_simulator, run, co
         "/api/v2/activities",
         "/api/v2/products",
         "/v1/leads",
+        "/v1/leads/archived",
         "/v1/notes",
     ):
         assert stats[f"GET {endpoint}"]["requests"] == 1, endpoint

@@ -227,6 +227,49 @@ def test_flattener_value_shapes():
     assert flatten({"custom_fields": {enum: 99}})["stage_kind"] == "99"  # unknown option kept
 
 
+def test_v1_flattener_reads_top_level_keys_of_a_recorded_lead():
+    lines = (RECORDED / "airbyte" / "expected_records_subset.v1.jsonl").read_text().splitlines()
+    lead = next(json.loads(x)["data"] for x in lines if json.loads(x)["stream"] == "leads")
+    seats, code = (
+        "befdcfc4f54b8410b8d9105ba6d44658fd5965b9",
+        "3ce5b1409718d65a8adc965be1f0da8821d8b9ab",
+    )
+    money, tags, span = "m" * 40, "s" * 40, "r" * 40
+    definitions = [
+        _defn(seats, "Seats", "double"),
+        _defn(code, "Code", "varchar"),
+        # Not set on the recorded lead, so (as v1 documents) absent from it.
+        _defn(money, "Budget", "monetary"),
+        _defn(tags, "Tags", "set", [{"id": 1, "label": "One"}, {"id": 2, "label": "Two"}]),
+        _defn(span, "Contract", "daterange"),
+    ]
+    flatten = CustomFieldFlattener(plan_custom_fields(definitions, reserved=set(lead)), v1=True)
+    row = flatten(dict(lead))
+    assert (row["seats"], row["code"]) == (10, "Test")
+    assert (row["budget"], row["budget_currency"], row["tags"], row["contract"]) == (None,) * 4
+    assert not any(len(key) == 40 for key in row)
+    assert {k: v for k, v in row.items() if k in lead} == {
+        k: v for k, v in lead.items() if len(k) != 40
+    }
+
+    set_values = {
+        money: 99.5,
+        f"{money}_currency": "EUR",
+        tags: "2,1",
+        span: "2024-01-01",
+        f"{span}_until": "2024-06-30",
+    }
+    row = flatten({"id": "x", **set_values})
+    assert (row["budget"], row["budget_currency"]) == (99.5, "EUR")
+    assert row["tags"] == ["Two", "One"]
+    assert (row["contract"], row["contract_until"]) == ("2024-01-01", "2024-06-30")
+    # Hash columns are the v1 keys themselves.
+    raw = CustomFieldFlattener(plan_custom_fields(definitions, reserved=(), raw_keys=True), v1=True)
+    row = raw({"id": "x", **set_values})
+    assert (row[money], row[f"{money}_currency"], row[tags]) == (99.5, "EUR", ["Two", "One"])
+    assert (row[span], row[f"{span}_until"], row[seats]) == ("2024-01-01", "2024-06-30", None)
+
+
 def test_catalog_keeps_remembered_columns():
     key = "f" * 40
     entry = {

@@ -221,9 +221,9 @@ class StreamDiff:
 
 def stream_truth(truth: Callable[[str], list[dict[str, Any]]], stream: str) -> list[dict[str, Any]]:
     """The simulator's records of what a stream's table must hold."""
-    if stream == "deals":
-        # Archived deals land in the deals table, flagged.
-        return truth("deals") + truth("archived_deals")
+    if stream in {"deals", "leads"}:
+        # Archived deals and leads land in their tables, flagged.
+        return truth(stream) + truth(f"archived_{stream}")
     if stream == "deal_products":
         # The simulator also lists line items of deals purged long ago, which no API request
         # can reach (line items are read per deal); only those of readable deals count.

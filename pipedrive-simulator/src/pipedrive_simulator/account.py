@@ -38,7 +38,15 @@ FIELD_ENTITIES = {
     "activity": "activity",
     "activities": "activity",
     "activity_fields": "activity",
+    "lead": "lead",
+    "leads": "lead",
+    "lead_fields": "lead",
+    "note": "note",
+    "notes": "note",
+    "note_fields": "note",
 }
+# Leads have no custom fields of their own: they carry the deal custom fields.
+CUSTOM_FIELD_OWNER = {"lead": "deal"}
 CUSTOM_FIELD_TYPES = frozenset(
     {
         "varchar",
@@ -66,6 +74,12 @@ def field_entity(name: str) -> str:
         return FIELD_ENTITIES[name]
     except KeyError:
         raise ValueError(f"no field definitions for entity {name!r}") from None
+
+
+def custom_entity(name: str) -> str:
+    """The entity whose custom fields the records of ``name`` carry."""
+    kind = field_entity(name)
+    return CUSTOM_FIELD_OWNER.get(kind, kind)
 
 
 class Account:
@@ -105,6 +119,9 @@ class Account:
         }
         self.histories: dict[int, list[dict[str, Any]]] = {}
         self.events: dict[int, list[dict[str, Any]]] = {}
+        # Deals merged into another deal (merged id -> surviving id): gone from every list, and
+        # their per-deal endpoints answer 410 Gone.
+        self.merged: dict[int, int] = {}
         n = sizes
         memo = {
             name: count <= MEMO_LIMIT
@@ -198,6 +215,8 @@ class Account:
                 {"id": i, "label": label}
                 for i, label in enumerate(("Hot", "Warm", "Cold", "VIP"), 1)
             ]
+        if entity == "note" and key.startswith("pinned_to_"):
+            return [{"id": 1, "label": "Yes"}, {"id": 0, "label": "No"}]
         if entity == "deal" and key == "status":
             return [{"id": s, "label": s.title()} for s in ("open", "won", "lost", "deleted")]
         return None
@@ -288,14 +307,20 @@ class Account:
         return to_rfc3339(self.clock.now - timedelta(days=DELETED_VISIBLE_DAYS))
 
     def deal_visible(self, deal: Record) -> bool:
-        """Deleted deals disappear for good 30 days after deletion."""
+        """Deleted deals disappear for good 30 days after deletion; merged deals at once."""
+        if deal["id"] in self.merged:
+            return False
         return not deal["is_deleted"] or deal["update_time"] >= self.deleted_cutoff()
 
+    def custom_defs(self, entity: str) -> list[FieldDef]:
+        """The custom fields the records of ``entity`` carry (none for notes)."""
+        return self.custom.get(custom_entity(entity), [])
+
     def field_defs(self, entity: str) -> list[FieldDef]:
-        return [*self.system[entity], *self.custom[entity]]
+        return [*self.system[entity], *self.custom_defs(entity)]
 
     def custom_def(self, entity: str, key: str) -> FieldDef:
-        for fdef in self.custom[field_entity(entity)]:
+        for fdef in self.custom_defs(entity):
             if fdef.key == key:
                 return fdef
         raise ValueError(f"no custom field {key!r} on {entity}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pipedrive_simulator.errors import ApiError
+from pipedrive_simulator.merges import merge_deal
 from pipedrive_simulator.protocol import Request, Response
 from pipedrive_simulator.timeutil import to_rfc3339
 from pipedrive_simulator.truth import truth
@@ -19,10 +20,13 @@ MUTATION_OPS = (
     "delete",
     "archive_deal",
     "move_deal",
+    "merge_deal",
     "add_field",
     "rename_field",
     "delete_field",
     "add_field_option",
+    "rename_field_option",
+    "delete_field_option",
     "rename_stage",
     "add_stage",
     "random_changes",
@@ -117,6 +121,8 @@ class Control:
                 return m.archive_deal(args.pop("id"), **args)
             if op == "move_deal":
                 return m.move_deal(args.pop("id"), args.pop("stage_id"), **args)
+            if op == "merge_deal":
+                return merge_deal(m.account, args.pop("id"), args.pop("merge_with_id"), **args)
             if op == "rename_stage":
                 m.rename_stage(args.pop("id"), args.pop("name"), **args)
                 return None

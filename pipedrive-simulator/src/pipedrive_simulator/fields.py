@@ -44,6 +44,7 @@ V1_FIELD_TYPES = {
     "status": "enum",
     "boolean": "enum",
     "price_list": "varchar",
+    "lead": "varchar",  # lead ids are UUIDs
 }
 
 # The mix of custom field types a realistic account has on deals (about 40 fields).
@@ -223,7 +224,46 @@ SYSTEM_FIELDS: dict[str, tuple[tuple[str, str, str], ...]] = {
         ("update_time", "Update time", "date"),
         ("note", "Note", "text"),
     ),
+    # Leads carry the deal custom fields; these are their own (system) fields.
+    "lead": (
+        ("title", "Title", "varchar"),
+        ("owner_id", "Owner", "user"),
+        ("person_id", "Contact person", "people"),
+        ("organization_id", "Organization", "org"),
+        ("value", "Value", "monetary"),
+        ("expected_close_date", "Expected close date", "date"),
+        ("visible_to", "Visible to", "visible_to"),
+        ("add_time", "Lead created", "date"),
+        ("update_time", "Update time", "date"),
+    ),
+    "note": (
+        ("content", "Content", "text"),
+        ("user_id", "User", "user"),
+        ("deal_id", "Deal", "deal"),
+        ("lead_id", "Lead", "lead"),
+        ("person_id", "Person", "people"),
+        ("org_id", "Organization", "org"),
+        ("add_time", "Add time", "date"),
+        ("update_time", "Update time", "date"),
+        ("pinned_to_deal_flag", "Note is pinned to deal", "enum"),
+        ("pinned_to_person_flag", "Note is pinned to person", "enum"),
+        ("pinned_to_organization_flag", "Note is pinned to organization", "enum"),
+        ("pinned_to_lead_flag", "Note is pinned to lead", "enum"),
+    ),
 }
+
+# GET /v1/noteFields documents a shorter definition than the other v1 field lists.
+NOTE_FIELD_KEYS = (
+    "id",
+    "key",
+    "name",
+    "field_type",
+    "active_flag",
+    "edit_flag",
+    "bulk_edit_allowed",
+    "mandatory_flag",
+    "options",
+)
 
 
 def field_key(seed: int, entity: str, serial: int) -> str:
@@ -244,6 +284,14 @@ class FieldDef:
     options: list[dict[str, Any]] | None = None
     entity: str = "deal"
     extra: dict[str, Any] = field(default_factory=dict)
+    # Options removed from the field (v1 lists them as ``options_deleted``).
+    deleted_options: list[dict[str, Any]] = field(default_factory=list)
+
+    def option(self, option_id: Any) -> dict[str, Any]:
+        for option in self.options or ():
+            if option["id"] == option_id:
+                return option
+        raise ValueError(f"field {self.key} has no option {option_id!r}")
 
     def option_label(self, option_id: Any) -> str | None:
         for option in self.options or ():
@@ -285,6 +333,11 @@ class FieldDef:
         options = None
         if self.options is not None:
             options = [{"id": o["id"], "label": o["label"]} for o in self.options]
+        deleted: dict[str, Any] = {}
+        if self.deleted_options:  # present only when an option was deleted, as documented
+            deleted["options_deleted"] = [
+                {"id": o["id"], "label": o["label"]} for o in self.deleted_options
+            ]
         return {
             "id": self.id,
             "key": self.key,
@@ -308,6 +361,7 @@ class FieldDef:
             "sortable_flag": True,
             "mandatory_flag": False,
             "options": options,
+            **deleted,
         }
 
 

@@ -6,6 +6,7 @@ import threading
 from datetime import datetime
 from typing import Any
 
+from pipedrive_simulator.merges import merge_deal
 from pipedrive_simulator.server import SimulatorHTTPServer, serve_in_thread
 from pipedrive_simulator.simulator import Simulator
 from pipedrive_simulator.truth import truth
@@ -76,6 +77,10 @@ class SimulatorHandle:
     def move_deal(self, id: int, stage_id: int, user_id: int | None = None) -> dict[str, Any]:
         return self.simulator.mutator.move_deal(id, stage_id, user_id)
 
+    def merge_deal(self, id: int, merge_with_id: int) -> dict[str, Any]:
+        """Merge deal ``id`` into ``merge_with_id`` (see :mod:`pipedrive_simulator.merges`)."""
+        return merge_deal(self.simulator.account, id, merge_with_id)
+
     def add_field(
         self, entity: str, name: str, field_type: str, options: list[str] | None = None
     ) -> str:
@@ -89,6 +94,12 @@ class SimulatorHandle:
 
     def add_field_option(self, entity: str, key: str, label: str) -> int:
         return self.simulator.mutator.add_field_option(entity, key, label)
+
+    def rename_field_option(self, entity: str, key: str, option_id: int, label: str) -> None:
+        self.simulator.mutator.rename_field_option(entity, key, option_id, label)
+
+    def delete_field_option(self, entity: str, key: str, option_id: int) -> None:
+        self.simulator.mutator.delete_field_option(entity, key, option_id)
 
     def rename_stage(self, id: int, name: str) -> None:
         self.simulator.mutator.rename_stage(id, name)

@@ -6,7 +6,7 @@ import copy
 import random
 from typing import Any
 
-from pipedrive_simulator.account import CUSTOM_FIELD_TYPES, Account, field_entity
+from pipedrive_simulator.account import CUSTOM_FIELD_TYPES, Account, custom_entity
 from pipedrive_simulator.fields import FieldDef, field_key
 from pipedrive_simulator.store import Record, Store
 
@@ -54,10 +54,8 @@ class Mutator:
         self, entity: str, rec: Record, fields: dict[str, Any]
     ) -> list[tuple[str, Any, Any]]:
         changes = []
-        custom_entity = CUSTOM_STREAMS.get(entity) or ("deal" if entity == "leads" else None)
-        custom_keys = (
-            {f.key for f in self.account.custom[custom_entity]} if custom_entity else set()
-        )
+        owner = CUSTOM_STREAMS.get(entity) or ("deal" if entity == "leads" else None)
+        custom_keys = {f.key for f in self.account.custom[owner]} if owner else set()
         for key, value in fields.items():
             if key in READ_ONLY_KEYS:
                 raise ValueError(f"{key} cannot be set")
@@ -123,6 +121,8 @@ class Mutator:
                 )
             if entity in {"persons", "organizations", "products", "activities"}:
                 rec["is_deleted"] = False
+            if entity == "leads":  # a new lead is never archived
+                rec.update(is_archived=False, archive_time=None)
             self._apply(entity, rec, {k: v for k, v in fields.items()})
             if entity == "deals":
                 stage = acc.stores["stages"].get(rec["stage_id"])
@@ -150,6 +150,8 @@ class Mutator:
                 acc.snapshot_deal(ident)
             changes = self._apply(entity, rec, fields)
             rec["update_time"] = acc.clock.now_text()
+            if entity == "leads" and any(key == "is_archived" for key, _, _ in changes):
+                rec["archive_time"] = rec["update_time"] if rec["is_archived"] else None
             if entity == "deals":
                 self._deal_status_side_effects(rec, changes)
                 for key, old, new in changes:
@@ -272,9 +274,11 @@ class Mutator:
         self, entity: str, name: str, field_type: str, options: list[str] | None = None
     ) -> str:
         acc = self.account
-        kind = field_entity(entity)
+        kind = custom_entity(entity)
         if kind == "activity":
             raise ValueError("activities have no custom fields in API v2")
+        if kind not in acc.custom:
+            raise ValueError(f"{entity} have no custom fields")
         if field_type not in CUSTOM_FIELD_TYPES:
             raise ValueError(
                 f"unknown field_type {field_type!r}; "
@@ -317,7 +321,7 @@ class Mutator:
     def delete_field(self, entity: str, key: str) -> None:
         with self.account.lock:
             fdef = self.account.custom_def(entity, key)
-            kind = field_entity(entity)
+            kind = custom_entity(entity)
             self.account.custom[kind].remove(fdef)
             self._forget(kind)
 
@@ -330,8 +334,31 @@ class Mutator:
             acc._option_seq[0] += 1
             fdef.options.append({"id": acc._option_seq[0], "label": label, "color": None})
             fdef.update_time = acc.clock.now_text()
-            self._forget(field_entity(entity))
+            self._forget(custom_entity(entity))
             return acc._option_seq[0]
+
+    def rename_field_option(self, entity: str, key: str, option_id: int, label: str) -> None:
+        """Relabel an enum/set option; records keep the option id, so they show the new label.
+        Their update_time does not change."""
+        acc = self.account
+        with acc.lock:
+            fdef = acc.custom_def(entity, key)
+            fdef.option(option_id)["label"] = label
+            fdef.update_time = acc.clock.now_text()
+            self._forget(custom_entity(entity))
+
+    def delete_field_option(self, entity: str, key: str, option_id: int) -> None:
+        """Remove an enum/set option from the field (v1 then lists it in ``options_deleted``).
+        Records that hold it keep the id."""
+        acc = self.account
+        with acc.lock:
+            fdef = acc.custom_def(entity, key)
+            option = fdef.option(option_id)
+            assert fdef.options is not None
+            fdef.options.remove(option)
+            fdef.deleted_options.append(option)
+            fdef.update_time = acc.clock.now_text()
+            self._forget(custom_entity(entity))
 
     def _forget(self, kind: str) -> None:
         for stream, entity in CUSTOM_STREAMS.items():

@@ -115,11 +115,19 @@ def user_v1(rec: Record) -> Record:
 
 
 def lead_v1(account: Account, rec: Record) -> Record:
+    """A lead as v1 returns it: the deal custom fields flattened to top-level keys as on v1
+    deals, but only those set on the lead ("if a custom field's value hasn't been set for the
+    lead, it won't appear in the response")."""
     out = {k: v for k, v in rec.items() if k not in INTERNAL_KEYS and k != "custom_fields"}
     # Leads keep millisecond ISO timestamps in v1.
-    out["add_time"] = rec["add_time"][:19] + ".000Z"
-    out["update_time"] = rec["update_time"][:19] + ".000Z"
-    out.update(v1_custom(account, "deal", rec.get("custom_fields") or {}))
+    for key in ("add_time", "update_time", "archive_time"):
+        if out.get(key):
+            out[key] = rec[key][:19] + ".000Z"
+    values = rec.get("custom_fields") or {}
+    for fdef in account.custom["deal"]:
+        value = values.get(fdef.key)
+        if value is not None:
+            out.update(v1_values(fdef, value))
     return out
 
 

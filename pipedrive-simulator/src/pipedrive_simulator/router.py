@@ -73,6 +73,7 @@ class Router:
         self._v1("GET", "/users/me", v1.me)
         self._v1("GET", "/users/{id}", v1.user)
         self._v1("GET", "/leads", v1.leads)
+        self._v1("GET", "/leads/archived", v1.archived_leads)  # before /leads/{id}
         self._v1("GET", "/leads/{id}", v1.lead)
         self._v1("GET", "/files", v1.files)
         self._v1("GET", "/files/{id}", v1.file)
@@ -84,7 +85,8 @@ class Router:
         for entity in ("deal", "person", "organization", "product"):
             self._v1("GET", f"/{entity}Fields", _bind(v1.fields, entity))
             self._v1("GET", f"/{entity}Fields/{{id}}", _bind(v1.field, entity))
-        self._v1("GET", "/activityFields", _bind(v1.fields, "activity"))
+        for entity in ("activity", "lead", "note"):  # lists only, no single-field endpoint
+            self._v1("GET", f"/{entity}Fields", _bind(v1.fields, entity))
         # Legacy v1 entity endpoints Pipedrive removed: documented only in the older snapshot.
         for operation in spec_costs()["v1_removed"]:
             method, path = operation.split(" ", 1)

@@ -11,7 +11,9 @@ import orjson
 
 from pipedrive_simulator.account import Account, field_entity
 from pipedrive_simulator.errors import ApiError, bad_request, not_found
+from pipedrive_simulator.fields import NOTE_FIELD_KEYS
 from pipedrive_simulator.listing import Listings, ids_since
+from pipedrive_simulator.merges import merged_deal_gone
 from pipedrive_simulator.pagination import (
     decode_cursor,
     encode_cursor,
@@ -233,10 +235,18 @@ class V1:
 
     # -- leads -------------------------------------------------------------------------------
     def leads(self, req: Request) -> Response:
+        return self._leads(req, archived=False)
+
+    def archived_leads(self, req: Request) -> Response:
+        return self._leads(req, archived=True)
+
+    def _leads(self, req: Request, *, archived: bool) -> Response:
+        """``/leads`` lists the leads not archived, ``/leads/archived`` the archived ones; the
+        archived list documents no ``updated_since`` (so it is not applied there)."""
         start = parse_start(req.query.get("start"))
         limit = parse_limit(req.query.get("limit"), maximum=V1_MAX_LIMIT)
         since = None
-        if req.query.get("updated_since"):
+        if not archived and req.query.get("updated_since"):
             try:
                 since = parse_query_time("updated_since", req.query["updated_since"])
             except ValueError as exc:
@@ -254,14 +264,14 @@ class V1:
                 rows = [
                     r
                     for r in store.iter_records(store.ids())
-                    if not r["is_archived"]
+                    if r["is_archived"] == archived
                     and not r.get("_deleted")
                     and (since is None or r["update_time"] >= since)
                     and all(r.get(k) == v for k, v in filters.items())
                 ]
                 return [r["id"] for r in _sorted(rows, sort, LEAD_SORTS, lambda r: r["_serial"])]
 
-            query = (since, tuple(sorted(filters.items())), sort)
+            query = (archived, since, tuple(sorted(filters.items())), sort)
             ids = self.listings.ids(store, query, build)
             page = [
                 lead_v1(self.account, r) for r in store.iter_records(ids[start : start + limit])
@@ -307,6 +317,8 @@ class V1:
     # -- deal flow and changelog -------------------------------------------------------------
     def _deal_or_404(self, deal_id: int) -> Record:
         deal = self.account.stores["deals"].get(deal_id)
+        if deal_id in self.account.merged:
+            raise merged_deal_gone(deal_id, self.account.merged[deal_id])
         if deal is None or not self.account.deal_visible(deal):
             raise not_found("Deal")
         return deal
@@ -510,7 +522,9 @@ class V1:
         limit = parse_limit(req.query.get("limit"), maximum=V1_MAX_LIMIT)
         with self.account.lock:
             defs = [d.v1() for d in self.account.field_defs(field_entity(entity))]
-        if entity == "activity":  # GET /v1/activityFields takes no paging parameters
+        if entity == "note":
+            defs = [{key: d[key] for key in NOTE_FIELD_KEYS} for d in defs]
+        if entity in {"activity", "note"}:  # these two lists take no paging parameters
             return Response.json(
                 {
                     "success": True,

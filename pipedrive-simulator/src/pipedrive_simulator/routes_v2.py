@@ -285,7 +285,7 @@ class V2:
                 if rec is None:
                     return None
                 if spec.deal_status:
-                    if rec["is_archived"] != spec.archived:
+                    if rec["is_archived"] != spec.archived or ident in account.merged:
                         return None
                     if rec["is_deleted"]:
                         if "deleted" not in statuses or rec["update_time"] < cutoff:  # type: ignore[operator]

@@ -28,6 +28,7 @@ ENTITIES = (
     "archived_deals",
     *V2_LISTS,
     "leads",
+    "archived_leads",
     "notes",
     "users",
     "files",
@@ -43,7 +44,7 @@ def truth(account: Account, entity: str, base_url: str = "") -> list[dict[str, A
     with account.lock:
         if entity in FIELD_STREAMS:
             return [d.v2() for d in account.field_defs(field_entity(entity))]
-        stream = "deals" if entity == "archived_deals" else entity
+        stream = {"archived_deals": "deals", "archived_leads": "leads"}.get(entity, entity)
         store = account.stores[stream]
         records = list(store.iter_records(store.ids()))
         if entity == "deals":
@@ -72,11 +73,12 @@ def truth(account: Account, entity: str, base_url: str = "") -> list[dict[str, A
             return [v2_record(account, stream, r) for r in records if not r.get("is_deleted")]
         if entity == "notes":
             return [note_v1(account, r) for r in records if r["active_flag"]]
-        if entity == "leads":
+        if entity in {"leads", "archived_leads"}:
+            archived = entity == "archived_leads"
             return [
                 lead_v1(account, r)
                 for r in records
-                if not r["is_archived"] and not r.get("_deleted")
+                if r["is_archived"] == archived and not r.get("_deleted")
             ]
         if entity == "files":
             return [file_v1(account, r, base_url) for r in records if r["active_flag"]]

@@ -28,6 +28,7 @@ from tap_pipedrive.resilience import (
     AuthenticationError,
     BurstLimitedError,
     CircuitOpenError,
+    GoneError,
     RunStopped,
     make_breaker,
 )
@@ -212,7 +213,7 @@ class PipedriveApi:
             raise RetriableAPIError(msg, response)
         if status >= 400:
             msg = f"{status} from GET {endpoint}: {_error_text(response)}"
-            raise FatalAPIError(msg)
+            raise GoneError(msg) if status in (404, 410) else FatalAPIError(msg)
         body = response_body(response)  # malformed bodies raise here, inside retry and breaker
         if validate is not None:
             validate(body)

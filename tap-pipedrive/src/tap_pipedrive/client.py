@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import time
 import typing as t
 import zlib
 from functools import cached_property
@@ -36,6 +35,7 @@ from tap_pipedrive.pagination import (
     OffsetPaginator,
     response_body,
 )
+from tap_pipedrive.progress import Progress, parse_update_time
 from tap_pipedrive.resilience import backoff_waits
 
 if t.TYPE_CHECKING:
@@ -74,17 +74,18 @@ class PipedriveStream(RESTStream[t.Any]):
         spec = OPENAPI.streams[self.name]
         self.api_version: str = spec["version"]
         self.custom_fields: list[CustomField] = (
-            tap.custom_fields(self.fields_entity) if self.fields_entity else []
+            tap.custom_fields(self.name, self.fields_entity) if self.fields_entity else []
         )
-        self._flatten = CustomFieldFlattener(self.custom_fields) if self.custom_fields else None
+        self._flatten = (
+            CustomFieldFlattener(self.custom_fields, v1=self.api_version == "v1")
+            if self.custom_fields
+            else None
+        )
         super().__init__(tap, schema=self._build_schema(spec["schema"]))
         self._datetime_keys = tuple(
             k for k, v in self.schema["properties"].items() if v.get("format") == "date-time"
         )
-        self._progress_every = float(self.config.get("progress_interval_seconds", 30))
-        self._progress_started = 0.0
-        self._progress_last = 0.0
-        self._progress_count = 0
+        self._progress = Progress(float(self.config.get("progress_interval_seconds", 30)))
         self._extracted_at = dt.datetime.now(dt.UTC)
         self._warned_extra = False
 
@@ -268,27 +269,21 @@ class PipedriveStream(RESTStream[t.Any]):
         rows = data if isinstance(data, list) else [data]
         self._extracted_at = dt.datetime.now(dt.UTC)
         self.api.metrics.records_extracted.labels(self.name).inc(len(rows))
-        self._log_progress(len(rows))
+        self._log_progress(rows)
         return rows
 
-    def _log_progress(self, count: int) -> None:
-        now = time.monotonic()
-        if not self._progress_started:
-            self._progress_started = self._progress_last = now
-        self._progress_count += count
-        if now - self._progress_last >= self._progress_every:
-            self._progress_last = now
-            elapsed = max(now - self._progress_started, 1e-9)
-            self.logger.info(
-                "Progress: stream=%s records=%d rate=%.0f/s",
-                self.name,
-                self._progress_count,
-                self._progress_count / elapsed,
-                extra={"stream": self.name, "records": self._progress_count},
-            )
+    def _log_progress(self, rows: list[t.Any]) -> None:
+        report = self._progress.advance(len(rows), self.progress_span(rows))
+        if report is not None:
+            self.logger.info("%s", report.message(self.name), extra=report.fields(self.name))
+
+    def progress_span(self, rows: list[t.Any]) -> tuple[dt.datetime, dt.datetime] | None:
+        """For a read in update-time order, the first and last update time of a page."""
+        return None
 
     @override
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        self._progress.begin()
         if self.cacheable and self.api.cache.enabled:
             cached = self.api.cache.get(self.name)
             if cached is None:
@@ -367,15 +362,46 @@ class IncrementalStream(PipedriveStream):
     replication_key = "update_time"
     is_sorted = True
     STATE_MSG_FREQUENCY = 500
+    #: The list of archived records, read as a second partition (``{"is_archived": True}``)
+    #: with its own bookmark; the records carry ``is_archived`` themselves.
+    archived_path: t.ClassVar[str | None] = None
+    #: Setting that turns reading the archived list off (it is read when the setting is unset).
+    archived_setting: t.ClassVar[str | None] = None
+    #: Whether the archived list takes ``updated_since``. If not, it is read in full, in
+    #: ``update_time`` order, and the records older than the bookmark are skipped here.
+    archived_updated_since: t.ClassVar[bool] = True
 
     def __init__(self, tap: TapPipedrive) -> None:
         super().__init__(tap)
+        self._floor: str | None = None
         self._skip_at: str | None = None
         self._skip: dict[str, int] = {}
         self._group_at: str | None = None
         self._group_rows: dict[str, dict[str, t.Any]] = {}
         self._group_digests: dict[str, int] = {}
         self._state_ref: dict[str, t.Any] | None = None
+
+    @property
+    @override
+    def partitions(self) -> list[dict[str, t.Any]] | None:
+        if self.archived_path is None:
+            return super().partitions
+        # The active partition is kept when archived records are not read, so the state
+        # keeps its shape either way.
+        parts: list[dict[str, t.Any]] = [{"is_archived": False}]
+        if self.archived_setting is None or self.config.get(self.archived_setting, True):
+            parts.append({"is_archived": True})
+        return parts
+
+    @override
+    def endpoint_for(self, context: Context | None) -> str:
+        if self.archived_path is not None and context and context.get("is_archived"):
+            return self.archived_path
+        return super().endpoint_for(context)
+
+    def api_filters_since(self, context: Context | None) -> bool:
+        """Whether the list read for ``context`` takes ``updated_since``."""
+        return self.archived_updated_since or not (context and context.get("is_archived"))
 
     def updated_since(self, context: Context | None) -> str | None:
         if self.reconciling:
@@ -394,7 +420,7 @@ class IncrementalStream(PipedriveStream):
         else:
             params["sort"] = "update_time ASC"
         since = self.updated_since(context)
-        if since:
+        if since and self.api_filters_since(context):
             params["updated_since"] = since
         return params
 
@@ -410,21 +436,40 @@ class IncrementalStream(PipedriveStream):
         # The remembered records count only if they are at the bookmark's own second.
         if self.reconciling or boundary.get("update_time") != state.get("replication_key_value"):
             boundary = {}
+        self._floor = None if self.api_filters_since(context) else self.updated_since(context)
         self._skip_at = boundary.get("update_time")
         self._skip = dict(boundary.get("ids") or {})
         self._group_at, self._group_rows, self._group_digests = None, {}, {}
         self._state_ref = state
-        yield from super().get_records(context)
+        self._progress.start_window(dt.datetime.now(dt.UTC))
+        try:
+            yield from super().get_records(context)
+        finally:
+            self._progress.end_window()
         self.settle_boundary()
+
+    @override
+    def progress_span(self, rows: list[t.Any]) -> tuple[dt.datetime, dt.datetime] | None:
+        if not rows or not isinstance(rows[0], dict) or not isinstance(rows[-1], dict):
+            return None
+        key = self.replication_key or "update_time"
+        first, last = parse_update_time(rows[0].get(key)), parse_update_time(rows[-1].get(key))
+        return (first, last) if first is not None and last is not None else None
 
     @override
     def post_process(
         self, row: dict[str, t.Any], context: Context | None = None
     ) -> dict[str, t.Any] | None:
         processed = super().post_process(row, context)
-        if processed is None or self._skip_at is None:
-            return processed
+        if processed is None:
+            return None
         stamp = processed.get("update_time")
+        # Where the API cannot filter, do what updated_since would: keep records updated at or
+        # after the bookmark's second (v1 leads carry milliseconds, so compare to the second).
+        if self._floor is not None and stamp and stamp[:19] < self._floor[:19]:
+            return None
+        if self._skip_at is None:
+            return processed
         if stamp == self._skip_at:
             ident = str(processed.get(self.primary_keys[0]))
             digest = self._skip.get(ident)

@@ -223,16 +223,35 @@ def plan_custom_fields(
 
 
 class CustomFieldFlattener:
-    """Moves a v2 record's ``custom_fields`` object into top-level columns, in place."""
+    """Moves a record's custom-field values into their columns, in place.
 
-    __slots__ = ("_composite", "_enum", "_plain", "_set")
+    API v2 records hold the values in a ``custom_fields`` object; API v1 records (leads) hold
+    them as top-level hash keys, composite values split over sibling keys (``<key>_currency``,
+    ``<key>_until``, ...), enum ids as strings and sets as comma-separated ids: ``v1=True``.
+    """
 
-    def __init__(self, fields: t.Iterable[CustomField]) -> None:
+    __slots__ = ("_composite", "_enum", "_plain", "_set", "_v1_keys")
+
+    def __init__(self, fields: t.Iterable[CustomField], *, v1: bool = False) -> None:
         self._plain: list[tuple[str, str]] = []
         self._enum: list[tuple[str, str, dict[t.Any, str]]] = []
         self._set: list[tuple[str, str, dict[t.Any, str]]] = []
         self._composite: list[tuple[str, tuple[tuple[tuple[str, ...], str], ...]]] = []
+        # v1: (hash key, (part, top-level key) per part of a composite value, else None).
+        self._v1_keys: list[tuple[str, tuple[tuple[str, str], ...] | None]] | None = (
+            [] if v1 else None
+        )
         for f in fields:
+            if self._v1_keys is not None:
+                composite = COMPOSITE_PARTS.get(f.field_type)
+                self._v1_keys.append(
+                    (
+                        f.key,
+                        None
+                        if composite is None
+                        else tuple((sub, f"{f.key}{suffix}") for sub, suffix, _ in composite),
+                    )
+                )
             if f.field_type == "enum":
                 self._enum.append((f.key, f.column, f.options))
             elif f.field_type == "set":
@@ -245,8 +264,22 @@ class CustomFieldFlattener:
             else:
                 self._plain.append((f.key, f.column))
 
+    def _pop_v1_values(self, record: dict[str, t.Any]) -> dict[str, t.Any]:
+        """Take a v1 record's custom-field keys out of it, as v2-shaped values."""
+        values: dict[str, t.Any] = {}
+        for key, parts in self._v1_keys or ():
+            if parts is None:
+                values[key] = record.pop(key, None)
+            else:
+                value = {sub: record.pop(name, None) for sub, name in parts}
+                values[key] = value if any(v is not None for v in value.values()) else None
+        return values
+
     def __call__(self, record: dict[str, t.Any]) -> dict[str, t.Any]:
-        values = record.pop("custom_fields", None) or {}
+        if self._v1_keys is None:
+            values = record.pop("custom_fields", None) or {}
+        else:
+            values = self._pop_v1_values(record)
         get = values.get
         for key, column in self._plain:
             record[column] = get(key)

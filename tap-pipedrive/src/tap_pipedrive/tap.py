@@ -20,6 +20,7 @@ from tap_pipedrive.fields import (
     plan_custom_fields,
     restore_annotations,
 )
+from tap_pipedrive.metrics import default_pipeline
 from tap_pipedrive.output import OrjsonSingerWriter
 from tap_pipedrive.streams import (
     FIELD_STREAM_TYPES,
@@ -174,12 +175,23 @@ CONFIG_SCHEMA = th.PropertiesList(
         description="Prometheus Pushgateway to push the run's metrics to (job tap-pipedrive), "
         "also when the run fails.",
     ),
+    th.Property(
+        "metrics_pipeline",
+        th.StringType,
+        description="The `pipeline` label of the pushed metrics (their Pushgateway group). "
+        "Default: `<environment>:<extractor>[:<state ID suffix>]` from the variables `meltano "
+        "run` sets (MELTANO_ENVIRONMENT, MELTANO_EXTRACTOR_NAME, MELTANO_RUN_STATE_ID_SUFFIX), "
+        "or `standalone` outside Meltano.",
+    ),
     *stage_history_settings(),
     th.Property(
         "progress_interval_seconds",
-        th.NumberType,
+        # Whole seconds: Meltano 4.4 cannot pass a `decimal` setting given as an environment
+        # variable (it fails to write the plugin's config), and this one is set per deployment.
+        th.IntegerType,
         default=30,
-        description="Seconds between progress log lines of a long extraction.",
+        description="Seconds between progress log lines of a long extraction (records so far, "
+        "rate, and an ETA for reads in update-time order); 0 logs every page.",
     ),
 ).to_dict()
 
@@ -237,15 +249,9 @@ class TapPipedrive(Tap):
             self._field_streams[entity] = cls(self)
         return self._field_streams[entity]
 
-    def custom_fields(self, entity: str) -> list[CustomField]:
-        """The custom fields of ``entity`` and their columns (earlier runs' names kept)."""
-        stream_name = {
-            "deal": "deals",
-            "person": "persons",
-            "organization": "organizations",
-            "product": "products",
-            "activity": "activities",
-        }[entity]
+    def custom_fields(self, stream_name: str, entity: str) -> list[CustomField]:
+        """The custom fields of ``entity`` as columns of ``stream_name`` (earlier runs' names
+        kept); leads carry the deal fields."""
         standard = set(OPENAPI.streams[stream_name]["schema"]["properties"]) | {"_sdc_deleted_at"}
         bookmarks = self._initial_state.get("bookmarks") or {}
         known = (bookmarks.get(stream_name) or {}).get(COLUMN_MAP_KEY) or {}
@@ -311,8 +317,9 @@ class TapPipedrive(Tap):
         url = self.config.get("pushgateway_url")
         if not url:
             return
+        pipeline = self.config.get("metrics_pipeline") or default_pipeline()
         try:
-            self.api.metrics.push(url)
+            self.api.metrics.push(url, pipeline)
         except OSError as exc:
             logging.getLogger("tap-pipedrive").warning("Could not push metrics to %s: %s", url, exc)
 

@@ -26,6 +26,8 @@ class DealsStream(IncrementalStream):
 
     name = "deals"
     path = "/api/v2/deals"
+    archived_path = "/api/v2/deals/archived"
+    archived_setting = "include_archived_deals"
     fields_entity = "deal"
     deleted_flags = (("is_deleted", True), ("status", "deleted"))
     extra_params: t.ClassVar[dict[str, str]] = {"status": "open,won,lost,deleted"}
@@ -33,19 +35,6 @@ class DealsStream(IncrementalStream):
     def __init__(self, tap: TapPipedrive) -> None:
         super().__init__(tap)
         self._pending_deal_ids: list[int] = []
-
-    @property
-    @override
-    def partitions(self) -> list[dict[str, t.Any]] | None:
-        if self.config.get("include_archived_deals", True):
-            return [{"is_archived": False}, {"is_archived": True}]
-        return [{"is_archived": False}]
-
-    @override
-    def endpoint_for(self, context: Context | None) -> str:
-        if context and context.get("is_archived"):
-            return f"{self.path}/archived"
-        return str(self.path)
 
     @cached_property
     def _line_items_wanted(self) -> bool:
@@ -106,8 +95,15 @@ class DealProductsStream(PipedriveStream):
 
 
 class LeadsStream(IncrementalStream):
-    """Leads (API v1: v2 has no lead list)."""
+    """Leads, archived ones flagged with ``is_archived`` (API v1: v2 has no lead list).
+
+    Leads carry the deal custom fields (as top-level v1 keys), so they get the same columns.
+    ``/leads/archived`` takes no ``updated_since``: that partition is read in full.
+    """
 
     name = "leads"
     path = "/api/v1/leads"
+    archived_path = "/api/v1/leads/archived"
+    archived_updated_since = False
+    fields_entity = "deal"
     deleted_flags = ()
