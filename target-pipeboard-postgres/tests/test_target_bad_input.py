@@ -157,9 +157,10 @@ def test_rows_read_before_bad_input_are_kept_with_their_state(run_target, rows, 
         + '{"type": "SCHEMA", "stream": "wide", "schema": {"properties": '
         '{"x": {"type": "string", "x-sql-datatype": "text; drop table x"}}}}\n'
     )
-    with pytest.raises(TableSetupError) as info:
+    with pytest.raises(SchemaError) as info:
         run_target(text)
     assert "stream 'wide', input line 4" in str(info.value)
+    assert "property 'x'" in str(info.value)
     assert rows("deals", "id") == [(1,)]
     assert json.loads(capsys.readouterr().out.strip()) == {"at": 1}
 
@@ -168,3 +169,51 @@ def test_two_streams_for_one_table_are_refused(run_target):
     text = SCHEMA + "\n" + SCHEMA.replace('"deals"', '"Deals;"') + "\n"
     with pytest.raises(StreamNameClashError, match="'deals' and 'Deals;'"):
         run_target(text)
+
+
+def typed_schema(declared: str) -> str:
+    return json.dumps(
+        {
+            "type": "SCHEMA",
+            "stream": "deals",
+            "key_properties": ["id"],
+            "schema": {
+                "properties": {
+                    "id": {"type": "integer"},
+                    "amount": {"type": "integer", "x-sql-datatype": declared},
+                }
+            },
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    "declared",
+    [
+        pytest.param("text not null default 1", id="constraint-and-default"),
+        pytest.param("bigint generated always as identity", id="identity"),
+        pytest.param("int references deals", id="foreign-key"),
+        pytest.param("bigserial", id="serial"),
+        pytest.param("int); drop table deals; --", id="statement"),
+    ],
+)
+def test_x_sql_datatype_that_is_no_type_is_refused_before_any_ddl(
+    run_target, db, pg_schema, declared
+):
+    with pytest.raises(SchemaError) as info:
+        run_target(typed_schema(declared) + "\n" + rec(1) + "\n")
+    message = str(info.value)
+    assert "stream 'deals', input line 1" in message
+    assert "property 'amount'" in message
+    assert repr(declared) in message
+    tables = db.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (pg_schema,)
+    ).fetchall()
+    assert tables == []  # refused before anything was created
+
+
+def test_unknown_type_name_is_reported_by_postgres_naming_the_stream(run_target):
+    with pytest.raises(TableSetupError) as info:
+        run_target(typed_schema("no_such_type") + "\n")
+    assert "stream 'deals', input line 1" in str(info.value)
+    assert 'type "no_such_type" does not exist' in str(info.value)

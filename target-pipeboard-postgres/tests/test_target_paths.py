@@ -70,17 +70,17 @@ def test_overwrite_interrupted_then_completed(target_config, rows):
     first = TargetPipeboardPostgres(config={**target_config, "load_method": "overwrite"})
     first.listen(io.StringIO(singer({"id": 1, "title": "old"}, {"id": 2, "title": "old"})))
     assert rows("deals", "id, title") == [(1, "old"), (2, "old")]
-    # a run that dies after committing a batch: the table is untouched, the shadow keeps it
+    # a run that dies after committing a batch: the table is untouched
     killed = TargetPipeboardPostgres(
         config={**target_config, "load_method": "overwrite", "batch_size_rows": 1}
     )
     killed.process_lines(io.StringIO(singer({"id": 3, "title": "new"}, {"id": 4, "title": "x"})))
     killed.target_connector.close()
     assert rows("deals", "id, title") == [(1, "old"), (2, "old")]
-    # the rerun continues from its state and completes the swap
+    # the next run replaces the contents with exactly its own records
     rerun = TargetPipeboardPostgres(config={**target_config, "load_method": "overwrite"})
     rerun.listen(io.StringIO(singer({"id": 4, "title": "new"}, {"id": 5, "title": "new"})))
-    assert rows("deals", "id, title") == [(3, "new"), (4, "new"), (5, "new")]
+    assert rows("deals", "id, title") == [(4, "new"), (5, "new")]
 
 
 def test_validate_records_loads_valid_records(run_target, rows):
@@ -105,3 +105,18 @@ def test_exact_numbers_keeps_every_digit(run_target, rows):
         ("0.1000000000000000055511151231257827",),
         ("123456789012345678901234567890",),
     ]
+
+
+def test_record_missing_a_required_property(run_target, rows):
+    # the SDK's TargetRecordMissingRequiredProperty input (see test_target_sdk_suite.py)
+    text = (
+        '{"type": "SCHEMA", "stream": "metrics", "key_properties": [], "schema": {"required": '
+        '["id"], "type": "object", "properties": {"id": {"type": "integer"}, '
+        '"metric": {"type": "integer"}}}}\n'
+        '{"type": "RECORD", "stream": "metrics", "record": {"metric": 3215}}\n'
+    )
+    with pytest.raises(InvalidRecord, match="'id' is a required property"):
+        run_target(text, validate_records=True)
+    assert rows("metrics") == []
+    run_target(text)  # not validated (the default): loaded, the missing value as NULL
+    assert rows("metrics", "id, metric") == [(None, 3215)]

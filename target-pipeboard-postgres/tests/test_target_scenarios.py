@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 from psycopg import sql
+from target_pipeboard_postgres.errors import MalformedLineError
 
 
 def test_schema_evolution_widens_in_place_and_keeps_values(run_target, rows, column_types):
@@ -200,6 +201,29 @@ def test_overwrite_replaces_contents_at_end(run_target, rows):
     assert rows("deals", "id, title") == [(2, "second, edited"), (3, "")]
 
 
+def test_overwrite_after_an_interrupted_run_holds_exactly_the_rerun_records(run_target, rows):
+    # a stream without keys: the interrupted run's rows must not be swapped in a second time
+    run_target("overwrite_events.singer", load_method="overwrite")
+    with pytest.raises(MalformedLineError):
+        run_target(
+            "overwrite_events_interrupted.singer", load_method="overwrite", batch_size_rows=1
+        )
+    assert rows("events", "n, what") == [(1, "opened"), (2, "closed")]  # not swapped
+    assert run_target("overwrite_events.singer", load_method="overwrite") == [{"events": 2}]
+    assert rows("events", "n, what") == [(1, "opened"), (2, "closed")]
+
+
+def test_overwrite_drops_keyed_rows_of_an_interrupted_run(run_target, rows, capsys):
+    run_target("upsert_run1.singer", load_method="overwrite")
+    with pytest.raises(MalformedLineError):
+        run_target("overwrite_deals_interrupted.singer", load_method="overwrite", batch_size_rows=1)
+    # Its rows were committed to the shadow only: no STATE may claim them, since the rerun
+    # starts from an empty shadow.
+    assert capsys.readouterr().out == ""
+    run_target("upsert_run2.singer", load_method="overwrite")
+    assert rows("deals", "id, title") == [(2, "second, edited"), (3, "")]
+
+
 def test_record_metadata_columns(run_target, rows):
     run_target("upsert_run1.singer", add_record_metadata="true")
     landed = rows(
@@ -223,6 +247,27 @@ def test_nul_characters_removed_and_empty_strings_kept(run_target, rows):
     assert rows("notes") == [(1, "ab", {"k": ["xy"]}), (2, "", {}), (3, None, None)]
 
 
+@pytest.mark.parametrize(
+    "settings",
+    [pytest.param({}, id="fast-path"), pytest.param({"validate_records": True}, id="sdk-path")],
+)
+def test_nul_characters_removed_are_counted_in_a_warning(run_target, rows, caplog, settings):
+    with caplog.at_level("WARNING", logger="target-pipeboard-postgres"):
+        assert run_target("nul_characters.singer", **settings) == [{"notes": 3, "files": 1}]
+    assert rows("notes", "id, body, doc, tags") == [
+        (1, "ab", {"k": "v"}, ["xy"]),
+        (2, "clean", {}, []),
+        (3, "", None, None),
+    ]
+    assert rows("files", "id, name") == [(1, "report.pdf")]
+    warnings = sorted(r.getMessage() for r in caplog.records if "NUL" in r.getMessage())
+    assert len(warnings) == 2  # one per stream, at the end of the run
+    assert "Removed 1 NUL character(s)" in warnings[0]
+    assert "'files'" in warnings[0]
+    assert "Removed 5 NUL character(s)" in warnings[1]
+    assert "'notes'" in warnings[1]
+
+
 def test_x_sql_datatype_and_unions(run_target, column_types):
     run_target(
         '{"type": "SCHEMA", "stream": "typed", "key_properties": [], "schema": {"properties": {'
@@ -244,6 +289,70 @@ def test_x_sql_datatype_and_unions(run_target, column_types):
         "tags": "jsonb",
         "free": "jsonb",
     }
+
+
+def test_declared_types_land_as_declared_and_stay_across_runs(run_target, db, pg_schema):
+    declared = {
+        "price": "NUMERIC(12, 2)",
+        "code": "varchar(20)",
+        "ids": "int[]",
+        "seen": "timestamptz[]",
+        "at": "timestamp(3)",
+        "flag": "char",
+        "clock": "time with time zone",
+    }
+    properties = {name: {"type": "string", "x-sql-datatype": t} for name, t in declared.items()}
+    text = (
+        json.dumps(
+            {
+                "type": "SCHEMA",
+                "stream": "typed",
+                "key_properties": ["id"],
+                "schema": {"properties": {"id": {"type": "integer"}, **properties}},
+            }
+        )
+        + "\n"
+    )
+    record = {
+        "type": "RECORD",
+        "stream": "typed",
+        "record": {
+            "id": 1,
+            "price": "12.50",
+            "code": "A-1",
+            "ids": "{1,2}",
+            "seen": "{2024-01-01T00:00:00Z}",
+            "at": "2024-01-01 10:00:00.123",
+            "flag": "y",
+            "clock": "10:00:00+02",
+        },
+    }
+
+    def formatted() -> dict[str, str]:
+        return dict(
+            db.execute(
+                "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+                "WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped",
+                (f'"{pg_schema}".typed',),
+            ).fetchall()
+        )
+
+    run_target(text + json.dumps(record) + "\n")
+    first = formatted()
+    assert first == {
+        "id": "bigint",
+        "price": "numeric(12,2)",
+        "code": "character varying(20)",
+        "ids": "integer[]",
+        "seen": "timestamp with time zone[]",
+        "at": "timestamp(3) without time zone",
+        "flag": "character(1)",
+        "clock": "time with time zone",
+    }
+    record["record"]["id"] = 2
+    run_target(text + json.dumps(record) + "\n")
+    assert formatted() == first  # the same declaration never widens its own column
+    assert db.execute(f'SELECT count(*) FROM "{pg_schema}".typed').fetchone() == (2,)
 
 
 def test_parts_of_one_source_field_keep_their_own_columns(run_target, rows):

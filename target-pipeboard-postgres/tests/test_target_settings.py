@@ -4,6 +4,7 @@ the embedded server, Meltano's load-schema convention, and metrics pushed at the
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import subprocess
 import sys
@@ -12,12 +13,17 @@ import uuid
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import ClassVar
+from urllib.parse import unquote
 
 import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 from target_pipeboard_postgres import embedded
-from target_pipeboard_postgres.errors import InvalidSettingError, MissingConnectionSettingsError
+from target_pipeboard_postgres.errors import (
+    DatabaseUnavailableError,
+    InvalidSettingError,
+    MissingConnectionSettingsError,
+)
 from target_pipeboard_postgres.settings import as_bool, connection_spec, normalize, redact
 from target_pipeboard_postgres.target import TargetPipeboardPostgres
 
@@ -185,23 +191,50 @@ def test_embedded_server_keeps_its_data_between_runs(monkeypatch):
 
 
 class _Gateway(BaseHTTPRequestHandler):
+    """Records pushes; answers the API v1 group listing with ``groups``."""
+
     received: ClassVar[list[tuple[str, str, bytes]]] = []
+    groups: ClassVar[list[dict[str, object]]] = []
 
     def _store(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.received.append((self.command, self.path, body))
+        self.received.append((self.command, unquote(self.path), body))
         self.send_response(200)
         self.end_headers()
 
     do_PUT = do_POST = _store
 
+    def do_GET(self) -> None:
+        self.received.append((self.command, self.path, b""))
+        body = json.dumps({"status": "success", "data": self.groups}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def log_message(self, *args: object) -> None:
         pass
 
 
-@pytest.mark.parametrize("fails", [False, True], ids=["success", "failure"])
-def test_metrics_pushed_at_end_of_run(target_config, fails):
+def _group(pipeline: str, last_success: float) -> dict[str, object]:
+    labels = {"job": "target-pipeboard-postgres", "pipeline": pipeline}
+    gauge = {"metrics": [{"labels": {**labels, "instance": ""}, "value": str(last_success)}]}
+    return {"labels": labels, "pipeboard_target_last_success_timestamp_seconds": gauge}
+
+
+@pytest.mark.parametrize(
+    ("fails", "previous"),
+    [(False, None), (True, 1_700_000_000.25), (True, None)],
+    ids=["success", "failure", "failure-never-succeeded"],
+)
+def test_metrics_pushed_at_end_of_run(target_config, fails, previous, monkeypatch):
+    monkeypatch.setenv("MELTANO_ENVIRONMENT", "prod")
+    monkeypatch.setenv("MELTANO_EXTRACTOR_NAME", "tap-pipedrive")
+    monkeypatch.setenv("MELTANO_RUN_STATE_ID_SUFFIX", "deals")
     _Gateway.received = []
+    _Gateway.groups = [_group("prod:tap-pipedrive", 1_800_000_000)]
+    if previous is not None:
+        _Gateway.groups.append(_group("prod:tap-pipedrive:deals", previous))
     server = HTTPServer(("127.0.0.1", 0), _Gateway)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -219,18 +252,146 @@ def test_metrics_pushed_at_end_of_run(target_config, fails):
         server.shutdown()
         server.server_close()
         thread.join()
-    assert len(_Gateway.received) == 1
-    method, path, body = _Gateway.received[0]
-    assert method == "PUT"
-    assert path == "/metrics/job/target-pipeboard-postgres"
+    # A failed run first reads its group's last success back; a successful one need not.
+    assert [method for method, _, _ in _Gateway.received] == (["GET", "PUT"] if fails else ["PUT"])
+    _, path, body = _Gateway.received[-1]
+    # The parallel pod's own group (job + pipeline), replaced as a whole.
+    assert path == "/metrics/job/target-pipeboard-postgres/pipeline/prod:tap-pipedrive:deals"
     text_body = body.decode()
     assert "# TYPE pipeboard_target_columns_widened_total counter" in text_body
-    if fails:
-        assert "pipeboard_target_last_success_timestamp_seconds 0.0" in text_body
-        # the good record before the broken line was still committed
-        assert 'pipeboard_target_records_loaded_total{stream="deals"} 1.0' in text_body
-    else:
-        assert 'pipeboard_target_records_loaded_total{stream="deals"} 1.0' in text_body
+    # the good record before the broken line was still committed
+    assert 'pipeboard_target_records_loaded_total{stream="deals"} 1.0' in text_body
+    last_success = [
+        line
+        for line in text_body.splitlines()
+        if line.startswith("pipeboard_target_last_success_timestamp_seconds ")
+    ]
+    if not fails:
         assert 'pipeboard_target_batch_rows_count{stream="deals"} 1.0' in text_body
         assert "pipeboard_target_batch_duration_seconds_bucket" in text_body
-        assert "pipeboard_target_last_success_timestamp_seconds 0.0" not in text_body
+        (line,) = last_success
+        assert float(line.split()[1]) > 1_700_000_000
+    elif previous is not None:
+        (line,) = last_success
+        assert float(line.split()[1]) == previous
+    else:
+        assert last_success == []
+
+
+CA_PEM = (
+    "-----BEGIN CERTIFICATE-----\nMIIBfakeCAbody0123\nAAAAsecondline==\n-----END CERTIFICATE-----\n"
+)
+KEY_PEM = (
+    "-----BEGIN PRIVATE KEY-----\nMIGHfakeKEYbody456\nBBBBsecondline==\n-----END PRIVATE KEY-----\n"
+)
+
+
+def _ssl_params(config: dict[str, object]) -> dict[str, str]:
+    full = {"host": "db.example", "user": "loader", "database": "crm", **config}
+    normalize(full)
+    params = conninfo_to_dict(connection_spec(full).conninfo)
+    return {k: str(v) for k, v in params.items() if k.startswith("ssl")}
+
+
+def test_meltanolabs_ssl_mode_is_never_downgraded_to_require():
+    # the audit's case: MeltanoLabs users write ssl_enable + ssl_mode
+    assert _ssl_params({"ssl_enable": "true", "ssl_mode": "verify-full"}) == {
+        "sslmode": "verify-full"
+    }
+    assert _ssl_params({"ssl_mode": "verify-ca"}) == {"sslmode": "verify-ca"}
+
+
+def test_meltanolabs_certificate_settings_as_paths(tmp_path):
+    paths = {name: tmp_path / name for name in ("ca.crt", "client.crt", "client.key")}
+    for path in paths.values():
+        path.write_text("x")
+    assert _ssl_params(
+        {
+            "ssl_enable": True,
+            "ssl_mode": "verify-ca",
+            "ssl_certificate_authority": str(paths["ca.crt"]),
+            "ssl_client_certificate": str(paths["client.crt"]),
+            "ssl_client_private_key": str(paths["client.key"]),
+        }
+    ) == {
+        "sslmode": "verify-ca",
+        "sslrootcert": str(paths["ca.crt"]),
+        "sslcert": str(paths["client.crt"]),
+        "sslkey": str(paths["client.key"]),
+    }
+
+
+@pytest.mark.parametrize(
+    ("ca_text", "key_text"),
+    [
+        pytest.param(CA_PEM, KEY_PEM, id="pem"),
+        pytest.param(CA_PEM.replace("\n", "\\n"), KEY_PEM.replace("\n", "\\n"), id="escaped"),
+        pytest.param(CA_PEM.replace("\n", " "), KEY_PEM.replace("\n", " "), id="one-line"),
+    ],
+)
+def test_meltanolabs_certificate_contents_are_written_to_private_files(ca_text, key_text):
+    params = _ssl_params(
+        {
+            "ssl_enable": True,
+            "ssl_certificate_authority": ca_text,
+            "ssl_client_private_key": key_text,
+        }
+    )
+    # a CA without a mode means verify-full, as in MeltanoLabs target-postgres
+    assert params["sslmode"] == "verify-full"
+    ca, key = Path(params["sslrootcert"]), Path(params["sslkey"])
+    assert ca.read_text() == CA_PEM
+    assert key.read_text() == KEY_PEM
+    assert key.stat().st_mode & 0o777 == 0o600  # libpq refuses a key others can read
+    assert ca.parent.stat().st_mode & 0o777 == 0o700
+
+
+@pytest.mark.parametrize(
+    ("config", "setting"),
+    [
+        pytest.param({"sslmode": "require", "ssl_mode": "verify-full"}, "ssl_mode", id="modes"),
+        pytest.param(
+            {"sslrootcert": "/a.pem", "ssl_certificate_authority": CA_PEM},
+            "ssl_certificate_authority",
+            id="ca",
+        ),
+        pytest.param({"ssl_mode": "verify-everything"}, "ssl_mode", id="unknown-mode"),
+        pytest.param(
+            {"ssl_client_private_key": "/no/such/key-file"}, "ssl_client_private_key", id="no-file"
+        ),
+        pytest.param(
+            {"ssl_certificate_authority": "-----BEGIN CERTIFICATE----- cut"},
+            "ssl_certificate_authority",
+            id="truncated-pem",
+        ),
+    ],
+)
+def test_unusable_tls_settings_are_refused(config, setting):
+    with pytest.raises(InvalidSettingError, match=f"`{setting}`") as info:
+        _ssl_params(config)
+    assert "/no/such/key-file" not in str(info.value)  # a key setting's value is never echoed
+
+
+def test_ssl_mode_alias_reaches_the_server(target_config):
+    # The test server has TLS off: with ssl_mode ignored (libpq's default `prefer`) this run
+    # would connect; verify-full must be refused before any login.
+    target = TargetPipeboardPostgres(
+        config={**target_config, "ssl_enable": True, "ssl_mode": "verify-full"}
+    )
+    with pytest.raises(DatabaseUnavailableError, match="SSL"):
+        target.listen(io.StringIO(SCHEMA))
+
+
+def test_ssl_enable_alone_warns_that_the_server_is_not_verified(target_config, caplog):
+    with caplog.at_level("WARNING", logger="target-pipeboard-postgres"):
+        TargetPipeboardPostgres(config={**target_config, "ssl_enable": "true"})
+        TargetPipeboardPostgres(config={**target_config, "ssl_enable": True, "sslmode": "require"})
+    warnings = [r.getMessage() for r in caplog.records if "not verified" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "sslmode=require" in warnings[0]
+
+
+@pytest.mark.parametrize("value", [0, -1, "soon", True])
+def test_batch_wait_limit_must_be_a_positive_number(value):
+    with pytest.raises(InvalidSettingError, match="batch_wait_limit_seconds"):
+        normalize({"batch_wait_limit_seconds": value})

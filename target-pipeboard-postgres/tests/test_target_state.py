@@ -11,10 +11,13 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
+from psycopg import sql
 
 SCHEMA = {
     "type": "SCHEMA",
@@ -140,6 +143,54 @@ def test_state_waits_for_every_stream_it_covers(target_config, tmp_path):
         assert target.finish() == []
 
 
+def test_state_leaves_within_the_wait_limit_while_input_trickles(target_config, tmp_path, rows):
+    config = {**target_config, "batch_size_rows": 1000, "batch_wait_limit_seconds": 1}
+    with RunningTarget(config, tmp_path) as target:
+        target.send(json.dumps(SCHEMA), state(0))
+        assert target.next_state() == {"position": 0}  # started, table created
+        target.send(record(1), state(1))
+        sent = time.monotonic()
+        # the batch is far from full and the tap says nothing more: the STATE still leaves
+        assert target.next_state(timeout=5) == {"position": 1}
+        assert 0.9 <= time.monotonic() - sent < 2.5
+        assert target.proc.poll() is None  # before the end of the input
+        assert rows("deals", "id") == [(1,)]
+        # a record every 0.3 s, a STATE after each: none waits much longer than the limit
+        for i in range(2, 8):
+            target.send(record(i), state(i))
+            time.sleep(0.3)
+        emitted: list[int] = []
+        deadline = time.monotonic() + 3
+        while not emitted or emitted[-1] != 7:
+            emitted.append(
+                target.next_state(timeout=max(0.01, deadline - time.monotonic()))["position"]
+            )
+        assert target.proc.poll() is None
+        assert emitted == sorted(emitted)
+        assert target.finish() == []
+    assert len(rows("deals", "id")) == 7
+
+
+def test_batch_failing_in_an_idle_commit_stops_the_run_and_holds_its_state(
+    target_config, tmp_path, rows
+):
+    config = {**target_config, "batch_size_rows": 1000, "batch_wait_limit_seconds": 0.5}
+    bad = json.dumps(
+        {"type": "RECORD", "stream": "deals", "record": {"id": 2, "title": "x", "n": "abc"}}
+    )
+    with RunningTarget(config, tmp_path) as target:
+        target.send(json.dumps(SCHEMA), record(1), state(1))
+        assert target.next_state(timeout=5) == {"position": 1}
+        target.send(bad, state(2))  # line 4: committed while idle, and it fails
+        assert target.no_state(wait=2)
+        target.send(record(3), state(3))
+        assert target.proc.stdin is not None
+        target.proc.stdin.close()
+        assert target.proc.wait(timeout=30) != 0
+        assert target.no_state(wait=0.2)
+    assert rows("deals", "id") == [(1,)]
+
+
 @pytest.mark.parametrize("kill_after_states", [1, 4])
 def test_kill_9_mid_load_then_rerun_loses_and_duplicates_nothing(
     target_config, tmp_path, rows, kill_after_states
@@ -185,8 +236,16 @@ def test_kill_9_mid_load_then_rerun_loses_and_duplicates_nothing(
     assert {versions[i] for i in range(bookmark + 1, total + 1)} == {2}
 
 
+def shadow_rows(db: psycopg.Connection[Any], schema: str) -> list[tuple[Any, ...]]:
+    """The ids in the overwrite shadow of `deals` ([] while it does not exist)."""
+    name = sql.Identifier(schema, "deals__pb_overwrite")
+    if db.execute("SELECT to_regclass(%s)", (name.as_string(db),)).fetchone() == (None,):
+        return []
+    return db.execute(sql.SQL("SELECT id FROM {} ORDER BY id").format(name)).fetchall()
+
+
 def test_sigterm_commits_what_it_has_but_never_swaps_a_partial_overwrite(
-    target_config, tmp_path, rows
+    target_config, tmp_path, rows, db, pg_schema
 ):
     with RunningTarget({**target_config, "batch_size_rows": 2}, tmp_path) as first:
         first.send(json.dumps(SCHEMA), record(1), record(2))
@@ -194,9 +253,22 @@ def test_sigterm_commits_what_it_has_but_never_swaps_a_partial_overwrite(
     config = {**target_config, "batch_size_rows": 2, "load_method": "overwrite"}
     with RunningTarget(config, tmp_path) as target:
         target.send(json.dumps(SCHEMA), record(7), record(8), state(8), record(9), state(9))
-        assert target.next_state() == {"position": 8}
+        deadline = time.monotonic() + 20
+        while not shadow_rows(db, pg_schema) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # 7 and 8 are committed, but only to the shadow: a STATE now would let a rerun skip
+        # records the table never got
+        assert shadow_rows(db, pg_schema) == [(7,), (8,)]
+        assert target.no_state(wait=1)
         target.proc.send_signal(signal.SIGTERM)
         target.proc.wait(timeout=30)
+        assert target.no_state(wait=0.2)
     # record 9 was committed to the shadow table on the way out, the table kept its rows
     assert rows("deals", "id") == [(1,), (2,)]
     assert rows("deals__pb_overwrite", "id") == [(7,), (8,), (9,)]
+    # the rerun starts from an empty shadow: the table gets exactly its records
+    with RunningTarget(config, tmp_path) as rerun:
+        rerun.send(json.dumps(SCHEMA), record(7), record(8), state(8))
+        assert rerun.no_state(wait=1.5)
+        assert rerun.finish() == [{"position": 8}]
+    assert rows("deals", "id") == [(7,), (8,)]

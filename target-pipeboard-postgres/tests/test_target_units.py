@@ -58,7 +58,7 @@ from target_pipeboard_postgres.state import StateGate
         pytest.param({"type": "string", "x-sql-datatype": "uuid"}, "uuid", id="x-sql-uuid"),
         pytest.param(
             {"type": "number", "x-sql-datatype": "NUMERIC(12, 2)"},
-            "numeric(12, 2)",
+            "numeric(12,2)",
             id="x-sql-numeric",
         ),
         pytest.param({"type": "string", "x-sql-datatype": "int8"}, "bigint", id="x-sql-alias"),
@@ -69,15 +69,52 @@ def test_sql_type(schema, expected):
 
 
 @pytest.mark.parametrize(
+    ("declared", "expected"),
+    [
+        pytest.param("uuid", "uuid", id="plain"),
+        pytest.param("  Double   Precision ", "double precision", id="two-words-spacing"),
+        pytest.param("decimal(10, 2)", "numeric(10,2)", id="numeric-as-format-type"),
+        pytest.param("varchar(20)", "character varying(20)", id="varchar-bound"),
+        pytest.param("varchar", "text", id="varchar-unbounded"),
+        pytest.param("char", "character(1)", id="bare-char"),
+        pytest.param("int[]", "integer[]", id="array"),
+        pytest.param("bigint[][]", "bigint[]", id="array-dimensions"),
+        pytest.param("timestamptz[]", "timestamp with time zone[]", id="array-of-timestamptz"),
+        pytest.param("timestamp with time zone", "timestamptz", id="timestamptz-long"),
+        pytest.param("timestamp(3)", "timestamp(3) without time zone", id="timestamp-precision"),
+        pytest.param("time without time zone", "time", id="time"),
+        pytest.param("timetz", "time with time zone", id="timetz"),
+        pytest.param("float(10)", "real", id="float-p-real"),
+        pytest.param("float", "double precision", id="float"),
+        pytest.param("vector(1536)", "vector(1536)", id="extension-typmod"),
+    ],
+)
+def test_x_sql_datatype_canonical_names(declared, expected):
+    assert types.sql_datatype(declared) == expected
+
+
+@pytest.mark.parametrize(
     "declared",
     [
         pytest.param("text; DROP TABLE x", id="statement"),
         pytest.param("text)--", id="comment"),
         pytest.param("", id="empty"),
+        pytest.param("text not null default 1", id="constraint-and-default"),
+        pytest.param("bigint generated always as identity", id="identity"),
+        pytest.param("int references deals", id="foreign-key"),
+        pytest.param('text collate "C"', id="collation"),
+        pytest.param("int check (true)", id="check"),
+        pytest.param("serial", id="serial"),
+        pytest.param("bigserial", id="bigserial"),
+        pytest.param("public.citext", id="schema-qualified"),
+        pytest.param("numeric(1,2,3)", id="three-modifiers"),
+        pytest.param("int with time zone", id="zone-on-non-time"),
+        pytest.param("timestamptz without time zone", id="contradictory-zone"),
+        pytest.param("int[] not null", id="array-then-constraint"),
     ],
 )
-def test_unsafe_x_sql_datatype_is_refused(declared):
-    with pytest.raises(types.UnsafeSQLTypeError):
+def test_x_sql_datatype_that_is_no_type_name_is_refused(declared):
+    with pytest.raises(types.UnsafeSQLTypeError, match="x-sql-datatype"):
         types.sql_type({"type": "string", "x-sql-datatype": declared})
 
 

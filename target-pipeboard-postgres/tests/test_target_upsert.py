@@ -23,6 +23,22 @@ def test_upsert_across_runs_keeps_last_record_per_key(run_target, rows):
     ]
 
 
+def test_duplicates_within_one_batch_keep_the_last_record(run_target, rows):
+    # one batch per stream, keys repeated within it (single and composite, interleaved)
+    states = run_target("duplicates_in_batch.singer")
+    assert states == [{"bookmarks": {"persons": 12, "deal_products": 13}}]
+    assert rows("persons", "id, name, email") == [
+        (1, "Ada Lovelace", "ada@example.org"),
+        (2, "Bob", None),  # the last record's null wins over the earlier value
+        (3, "Cy", None),
+    ]
+    assert rows("deal_products", "deal_id, product_id, quantity", order="1, 2") == [
+        (10, "A", None),
+        (10, "B", 5),
+        (11, "A", 2),
+    ]
+
+
 def test_duplicates_split_across_batches_keep_last(run_target, rows):
     lines = [
         '{"type": "SCHEMA", "stream": "s", "key_properties": ["k"], "schema": {"properties": '

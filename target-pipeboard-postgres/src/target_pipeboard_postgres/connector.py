@@ -148,6 +148,11 @@ class PostgresConnector(SQLConnector):
             self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipeboard-load")
         self._in_flight = self._worker.submit(run)
 
+    def idle(self) -> bool:
+        """Whether no batch is loading and none has failed unnoticed (its error not raised)."""
+        in_flight = self._in_flight
+        return in_flight is None or (in_flight.done() and in_flight.exception() is None)
+
     def wait(self) -> None:
         """Wait for the batch loading in the background; its error is raised here."""
         in_flight, self._in_flight = self._in_flight, None
@@ -244,12 +249,15 @@ class PostgresConnector(SQLConnector):
         key_properties: Sequence[str],
         extra_tables: Iterable[str] = (),
         primary_key: bool = True,
+        reset_extra_tables: bool = False,
     ) -> TableLayout:
         """Create or evolve the table (and ``extra_tables`` shaped like it) for a schema.
 
         New properties add columns; a changed type widens the column in place. Nothing is ever
         dropped, renamed or narrowed. A new table gets the key as its primary key unless
-        ``primary_key`` is false (append-only loads keep every record).
+        ``primary_key`` is false (append-only loads keep every record). With
+        ``reset_extra_tables`` the extra tables are created afresh (empty, shaped like the
+        table as it is now) even if they exist.
         """
         conn = self.pg
         with conn.transaction():
@@ -290,6 +298,8 @@ class PostgresConnector(SQLConnector):
                         final[column] = wider
                         widened += 1
             for extra in extra_tables:
+                if reset_extra_tables:
+                    conn.execute(sql.drop_table(schema, extra))
                 conn.execute(sql.create_table_like(schema, extra, table))
                 have = self.existing_columns(schema, extra)
                 for column, kind in final.items():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from singer_sdk.exceptions import (
     ConfigValidationError,
     FatalSyncError,
@@ -83,6 +85,32 @@ class SchemaError(InvalidInputLine):
         super().__init__(f"Invalid SCHEMA ({_where(stream, line)}): {problem}")
 
 
+# The problem a sink gives for any psycopg OperationalError while loading a batch. Postgres
+# also reports server-side failures with a live connection as OperationalError (SQLSTATE
+# classes 53 "insufficient resources", 54, 55, 57, 58): those get their real cause instead.
+_LOST_CONNECTION = "lost the database connection ("
+_CONNECTION_SQLSTATES = ("08", "57P")  # connection exceptions; server shutting down or starting
+_SQLSTATE_CAUSES = {
+    "53100": "the database server's disk is full",
+    "53200": "the database server is out of memory",
+    "53300": "the database server has too many connections",
+    "53": "the database server is out of resources",
+}
+
+
+def _batch_problem(problem: str) -> str:
+    """``problem``, unless it blames a lost connection for a server error with a live one."""
+    handled = sys.exc_info()[1]  # the database error the caller is handling, if any
+    state = getattr(handled, "sqlstate", None)
+    if not (problem.startswith(_LOST_CONNECTION) and problem.endswith(")")):
+        return problem
+    if not isinstance(state, str) or state.startswith(_CONNECTION_SQLSTATES):
+        return problem
+    cause = _SQLSTATE_CAUSES.get(state) or _SQLSTATE_CAUSES.get(state[:2])
+    detail = problem[len(_LOST_CONNECTION) : -1]
+    return f"{cause or 'the database server failed the batch'} (SQLSTATE {state}): {detail}"
+
+
 class BatchLoadError(FatalSyncError):
     """Loading a batch failed; earlier batches stay committed."""
 
@@ -96,6 +124,7 @@ class BatchLoadError(FatalSyncError):
     ) -> None:
         self.stream = stream
         self.line = line
+        problem = _batch_problem(problem)
         where = _where(stream, line)
         if line is None and lines is not None:
             where += f", input lines {lines[0]}-{lines[1]}"

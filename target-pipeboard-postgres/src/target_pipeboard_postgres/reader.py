@@ -7,6 +7,7 @@ exact decimals instead (several times slower).
 
 from __future__ import annotations
 
+import contextlib
 import decimal
 import json
 import sys
@@ -32,6 +33,8 @@ class SingerLineReader(SimpleSingerReader):
         self.line_number = 0
         self.line_bytes = 0
         self.line_has_nul = False
+        # Held while a message is handled, so another thread may act only between messages.
+        self.busy: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
 
     def deserialize_json(self, line: str | bytes) -> dict[str, Any]:
         """Decode one line; malformed JSON is an error naming the line."""
@@ -57,6 +60,7 @@ class SingerLineReader(SimpleSingerReader):
         # Bytes straight from the stream when there is one: orjson needs no decoded text.
         lines: Iterable[str | bytes] = getattr(source, "buffer", None) or source
         deserialize = self.deserialize_json
+        busy = self.busy
         for line in lines:
             self.line_number += 1
             if not line or line.isspace():
@@ -73,6 +77,7 @@ class SingerLineReader(SimpleSingerReader):
                     "missing the `type` key" if kind is None else f"unknown message type {kind!r}"
                 )
                 raise MalformedLineError(self.line_number, problem)
-            callback(message)
+            with busy:
+                callback(message)
             stats[str(kind)] += 1
         return Counter(stats)

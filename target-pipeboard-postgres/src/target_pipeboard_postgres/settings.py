@@ -2,8 +2,10 @@
 
 Names follow the existing target-postgres plugins where the concept is the same
 (`database_url`, `host`/`port`/`user`/`password`/`database`, `default_target_schema`,
-`batch_size_rows`, `load_method`, `hard_delete`, `add_record_metadata`, `ssl_enable`), plus
-libpq's own names for TLS (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`).
+`batch_size_rows`, `batch_wait_limit_seconds`, `load_method`, `hard_delete`,
+`add_record_metadata`, `ssl_enable`), plus libpq's own names for TLS (`sslmode`, `sslrootcert`,
+`sslcert`, `sslkey`) and, as aliases of those, MeltanoLabs target-postgres's (`ssl_mode`,
+`ssl_certificate_authority`, `ssl_client_certificate`, `ssl_client_private_key`).
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ import os
 import re
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from singer_sdk import typing as th
 
+from target_pipeboard_postgres import tls
 from target_pipeboard_postgres.errors import InvalidSettingError, MissingConnectionSettingsError
 
 EMBEDDED_SCHEME = "embedded://"
@@ -25,6 +29,15 @@ LOAD_METHODS = ("upsert", "append-only", "overwrite")
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 DEFAULT_BATCH_SIZE_ROWS = 10_000
 DEFAULT_BATCH_SIZE_BYTES = 64 * 1024 * 1024
+DEFAULT_BATCH_WAIT_LIMIT = 30.0
+# MeltanoLabs target-postgres's TLS settings -> the libpq names this target uses. The
+# certificate ones may hold the certificate itself instead of a path (written to a file).
+TLS_ALIASES = {
+    "ssl_mode": "sslmode",
+    "ssl_certificate_authority": "sslrootcert",
+    "ssl_client_certificate": "sslcert",
+    "ssl_client_private_key": "sslkey",
+}
 
 # Booleans may arrive as strings (environment variables, some orchestrators): accept both,
 # and refuse anything that is not clearly true or false instead of guessing.
@@ -86,6 +99,34 @@ CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
     th.Property("sslcert", th.StringType, description="Path of the client certificate file."),
     th.Property("sslkey", th.StringType, description="Path of the client private key file."),
     th.Property(
+        "ssl_mode",
+        th.StringType,
+        allowed_values=list(SSL_MODES),
+        description=(
+            "Alias of sslmode (the MeltanoLabs target-postgres name); applies with or without "
+            "ssl_enable."
+        ),
+    ),
+    th.Property(
+        "ssl_certificate_authority",
+        th.StringType,
+        description=(
+            "Alias of sslrootcert (MeltanoLabs name): a path, or the CA certificate itself "
+            "(PEM). Without sslmode/ssl_mode it means sslmode=verify-full, as there."
+        ),
+    ),
+    th.Property(
+        "ssl_client_certificate",
+        th.StringType,
+        description="Alias of sslcert (MeltanoLabs name): a path, or the certificate (PEM).",
+    ),
+    th.Property(
+        "ssl_client_private_key",
+        th.StringType,
+        secret=True,
+        description="Alias of sslkey (MeltanoLabs name): a path, or the private key (PEM).",
+    ),
+    th.Property(
         "load_method",
         th.StringType,
         default="upsert",
@@ -130,11 +171,31 @@ CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
         description="Maximum input bytes per batch, so memory stays flat for wide records.",
     ),
     th.Property(
+        "batch_wait_limit_seconds",
+        th.NumberType,
+        default=DEFAULT_BATCH_WAIT_LIMIT,
+        description=(
+            "Maximum seconds a record waits in a batch that is not full: then every buffered "
+            "batch is committed and the STATE they cover is emitted, also while the input is "
+            "idle."
+        ),
+    ),
+    th.Property(
         "pushgateway_url",
         th.StringType,
         description=(
             "Prometheus Pushgateway URL; the run's metrics are pushed there at its end "
             "(also when it fails), job `target-pipeboard-postgres`."
+        ),
+    ),
+    th.Property(
+        "metrics_pipeline",
+        th.StringType,
+        description=(
+            "The `pipeline` label of the pushed metrics (their Pushgateway group). Default: "
+            "`<environment>:<extractor>[:<state ID suffix>]` from the variables `meltano run` "
+            "sets (MELTANO_ENVIRONMENT, MELTANO_EXTRACTOR_NAME, MELTANO_RUN_STATE_ID_SUFFIX), "
+            "or `standalone` outside Meltano."
         ),
     ),
 ).to_dict()
@@ -171,6 +232,13 @@ def normalize(config: MutableMapping[str, Any]) -> None:
         value = config.get(name)
         if value is not None and (not isinstance(value, int) or value < 1):
             raise InvalidSettingError(name, f"expected a positive integer, got {value!r}")
+    wait = config.get("batch_wait_limit_seconds")
+    if wait is not None and (
+        isinstance(wait, bool) or not isinstance(wait, int | float | Decimal) or not wait > 0
+    ):
+        raise InvalidSettingError(
+            "batch_wait_limit_seconds", f"expected a positive number, got {wait!r}"
+        )
 
 
 _PASSWORD_IN_CONNINFO = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
@@ -220,17 +288,46 @@ class ConnectionSpec:
         return redact(self.conninfo)
 
 
+def _tls_setting(config: Mapping[str, Any], alias: str) -> str | None:
+    """A libpq TLS option from its own name or its MeltanoLabs alias (never both, differing)."""
+    name = TLS_ALIASES[alias]
+    own, other = config.get(name), config.get(alias)
+    if own and other and own != other:
+        raise InvalidSettingError(alias, f"conflicts with `{name}`: give one of the two")
+    if other and not own and alias != "ssl_mode":
+        return tls.certificate_file(alias, str(other), private=alias == "ssl_client_private_key")
+    value = own or other
+    return str(value) if value else None
+
+
 def _ssl_options(config: Mapping[str, Any]) -> dict[str, str]:
     options: dict[str, str] = {}
-    mode = config.get("sslmode")
+    mode = _tls_setting(config, "ssl_mode")
+    if mode is not None and mode not in SSL_MODES:
+        raise InvalidSettingError("ssl_mode", f"expected one of {SSL_MODES}, got {mode!r}")
     if mode:
-        options["sslmode"] = str(mode)
+        options["sslmode"] = mode
+    elif config.get("ssl_certificate_authority"):
+        options["sslmode"] = "verify-full"  # MeltanoLabs' default with a CA: never less
     elif config.get("ssl_enable"):
         options["sslmode"] = "require"
-    for name in ("sslrootcert", "sslcert", "sslkey"):
-        if config.get(name):
-            options[name] = str(config[name])
+    for alias in ("ssl_certificate_authority", "ssl_client_certificate", "ssl_client_private_key"):
+        value = _tls_setting(config, alias)
+        if value:
+            options[TLS_ALIASES[alias]] = value
     return options
+
+
+def unverified_tls_warning(config: Mapping[str, Any]) -> str | None:
+    """A warning when `ssl_enable` alone gives TLS without verifying the server."""
+    chosen = (config.get(name) for name in ("sslmode", "ssl_mode", "ssl_certificate_authority"))
+    if not config.get("ssl_enable") or any(chosen):
+        return None
+    return (
+        "ssl_enable without sslmode uses sslmode=require: the connection is encrypted but the "
+        "server is not verified (MeltanoLabs target-postgres defaults to verify-full). Set "
+        "sslmode: verify-full and sslrootcert (or ssl_certificate_authority) to verify it."
+    )
 
 
 def connection_spec(config: Mapping[str, Any]) -> ConnectionSpec:

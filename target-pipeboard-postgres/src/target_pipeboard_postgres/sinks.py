@@ -7,7 +7,6 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import orjson
 import psycopg
 from singer_sdk.sql import SQLSink
 
@@ -54,6 +53,7 @@ class PostgresSink(SQLSink[PostgresConnector]):
         self._bytes = 0
         self.first_seq: int | None = None
         self.in_flight_seq: int | None = None
+        self.batch_started: float | None = None  # time.monotonic() of the batch's first row
         self._batched_at: datetime | None = None
         self._max_rows = int(self.config.get("batch_size_rows") or DEFAULT_BATCH_SIZE_ROWS)
         self._max_bytes = int(self.config.get("batch_size_bytes") or DEFAULT_BATCH_SIZE_BYTES)
@@ -117,11 +117,22 @@ class PostgresSink(SQLSink[PostgresConnector]):
                 f"key propert{'y' if len(missing) == 1 else 'ies'} "
                 f"{', '.join(map(repr, missing))} not among the schema's properties",
             )
+        for prop, prop_schema in properties.items():
+            try:
+                if isinstance(prop_schema, Mapping):
+                    types.sql_type(prop_schema)  # refuses an x-sql-datatype that is no type
+            except types.UnsafeSQLTypeError as exc:
+                line = self._target.current_line
+                raise SchemaError(self.stream_name, line, f"property {prop!r}: {exc}") from None
         self._versioned = sql.TABLE_VERSION in properties
         self._prepare()
 
     def _prepare(self) -> None:
         extra = [self.load_table] if self._overwrite else []
+        # A run's shadow starts empty: rows a killed run left there are not this run's records.
+        fresh_shadow = self._overwrite and self._target.start_overwrite(
+            self.schema_name, self.table_name
+        )
         try:
             self.layout = self.connector.prepare_table_layout(
                 schema=self.schema_name,
@@ -130,6 +141,7 @@ class PostgresSink(SQLSink[PostgresConnector]):
                 key_properties=self._key_properties,
                 extra_tables=extra,
                 primary_key=self._upsert,
+                reset_extra_tables=fresh_shadow,
             )
         except (psycopg.Error, types.UnsafeSQLTypeError) as exc:
             raise TableSetupError(
@@ -195,6 +207,9 @@ class PostgresSink(SQLSink[PostgresConnector]):
         row = self._build_row(record)
         if not self._rows:
             self.first_seq = seq
+            self.batch_started = self._target.batch_started()
+            if self._overwrite:
+                self._target.hold_state_until_swap(self.schema_name, self.table_name, seq)
         self._rows.append(row)
         self._lines.append(line)
         self._bytes += nbytes
@@ -259,6 +274,7 @@ class PostgresSink(SQLSink[PostgresConnector]):
         self._seen_keys = set()
         self._repeated_keys = False
         self.first_seq = None
+        self.batch_started = None
         self._batched_at = None
         self.tally_record_read(len(rows))
         self.record_counter_metric.increment(len(rows))
@@ -273,18 +289,24 @@ class PostgresSink(SQLSink[PostgresConnector]):
                 raise
             seconds = time.perf_counter() - started
             self._target.metrics.batch_committed(self.stream_name, len(rows), seconds)
+            table = f"{self.schema_name}.{load_table}"
+            # One line per batch; with the SDK's structured logging (SINGER_SDK_LOG_CONFIG, or
+            # Meltano's `structured-logging`) the extra fields are JSON fields of the line.
             self.logger.info(
-                "%s",
-                orjson.dumps(
-                    {
-                        "event": "batch_committed",
-                        "stream": self.stream_name,
-                        "table": f"{self.schema_name}.{load_table}",
-                        "rows": len(rows),
-                        "bytes": nbytes,
-                        "seconds": round(seconds, 4),
-                    }
-                ).decode(),
+                "Batch committed: %d rows (%d bytes) of '%s' into %s in %.3f s",
+                len(rows),
+                nbytes,
+                self.stream_name,
+                table,
+                seconds,
+                extra={
+                    "event_type": "batch_committed",
+                    "stream_name": self.stream_name,
+                    "table": table,
+                    "rows": len(rows),
+                    "bytes": nbytes,
+                    "duration_seconds": round(seconds, 4),
+                },
             )
             self.in_flight_seq = None
             self._target.release_state()
@@ -349,5 +371,6 @@ class PostgresSink(SQLSink[PostgresConnector]):
         """For `overwrite`, swap this run's rows in once the input ended normally."""
         if self._overwrite and not self.superseded and self._target.input_complete:
             self.connector.replace_contents(self.schema_name, self.table_name, self.load_table)
+            self._target.swapped(self.schema_name, self.table_name)
             self.logger.info("Replaced the contents of %s.%s", self.schema_name, self.table_name)
         super().clean_up()

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import copy
+import math
 import threading
+import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable
+from types import FrameType
 from typing import IO, Any, ClassVar
 
 from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabilities
@@ -19,13 +22,11 @@ from target_pipeboard_postgres.errors import (
     SchemaError,
     StreamNameClashError,
 )
-from target_pipeboard_postgres.metrics import TargetMetrics
+from target_pipeboard_postgres.metrics import TargetMetrics, default_pipeline
 from target_pipeboard_postgres.reader import SingerLineReader
 from target_pipeboard_postgres.sinks import DEFAULT_SCHEMA, PostgresSink
 from target_pipeboard_postgres.state import StateGate
 from target_pipeboard_postgres.values import strip_nul
-
-_AGE_CHECK_EVERY = 1_000
 
 
 def _config_schema() -> dict[str, Any]:
@@ -64,11 +65,29 @@ class TargetPipeboardPostgres(SQLTarget):
         self._nul_counts: dict[str, int] = defaultdict(int)
         self._loaded_schemas: set[str] = set()
         self._tables: dict[tuple[str, str], str] = {}
+        # `overwrite`: tables whose shadow this run has emptied, and the first record of each
+        # whose swap is still to come (no STATE may pass it before the swap).
+        self._overwrites_started: set[tuple[str, str]] = set()
+        self._swap_holds: dict[tuple[str, str], int] = {}
+        # Batch age: when the oldest buffered batch may have waited `batch_wait_limit_seconds`.
+        self._age_deadline = math.inf
+        self._stale = False
+        self._busy = threading.RLock()  # held while a message is handled or an idle drain runs
+        self._watch_stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self._deferred_error: BaseException | None = None
         super().__init__(**kwargs)
         settings.normalize(self._config)
+        self._wait_limit = float(
+            self.config.get("batch_wait_limit_seconds") or settings.DEFAULT_BATCH_WAIT_LIMIT
+        )
         # Fail at start, not at the first SCHEMA, when no database is configured.
         settings.connection_spec(self.config)
+        tls_warning = settings.unverified_tls_warning(self.config)
+        if tls_warning is not None:
+            self.logger.warning(tls_warning)
         self.reader.exact_numbers = bool(self.config.get("exact_numbers"))
+        self.reader.busy = self._busy
         # One connection, one batch at a time: sinks are drained in order.
         self.max_parallelism = 1
         # The SDK's own record path (mapping, flattening, JSON-schema validation) only when
@@ -150,8 +169,8 @@ class TargetPipeboardPostgres(SQLTarget):
         if sink.is_full:
             self.drain_one(sink)
             self._release_state()
-        if self.seq % _AGE_CHECK_EVERY == 0:
-            self._handle_max_record_age()
+        if self._stale:
+            self._drain_stale()
 
     def _process_schema_message(self, message_dict: dict[str, Any]) -> None:
         self._require(message_dict, ("stream", "schema"))
@@ -198,6 +217,8 @@ class TargetPipeboardPostgres(SQLTarget):
     def _process_state_message(self, message_dict: dict[str, Any]) -> None:
         self._require(message_dict, ("value",))
         self._gate.received(self.seq, message_dict["value"])
+        if self._stale or time.monotonic() >= self._age_deadline:
+            self._drain_stale()
         self._release_state()
 
     def _process_activate_version_message(self, message_dict: dict[str, Any]) -> None:
@@ -212,6 +233,104 @@ class TargetPipeboardPostgres(SQLTarget):
         super()._process_activate_version_message(message_dict)
         self._release_state()
 
+    # Batch age: a trickle of input still commits (and lets STATE out) within a bound
+
+    def batch_started(self) -> float:
+        """A sink buffered the first row of a batch; the time it did (``time.monotonic``)."""
+        now = time.monotonic()
+        if self._age_deadline == math.inf:
+            self._age_deadline = now + self._wait_limit
+        return now
+
+    def _handle_max_record_age(self) -> None:
+        # The SDK's check (every record on its path; its own five-minute bound is replaced).
+        if self._stale:
+            self._drain_stale()
+
+    def _drain_stale(self) -> None:
+        """Commit every buffered batch once the oldest has waited `batch_wait_limit_seconds`."""
+        self._stale = False
+        if self._deferred_error is not None:
+            error, self._deferred_error = self._deferred_error, None
+            raise error
+        sinks = [*self._sinks_to_clear, *self._sinks_active.values()]
+        starts = [
+            s.batch_started
+            for s in sinks
+            if isinstance(s, PostgresSink) and s.batch_started is not None
+        ]
+        if not starts:
+            self._age_deadline = math.inf
+            return
+        oldest = min(starts)
+        if time.monotonic() - oldest < self._wait_limit:
+            self._age_deadline = oldest + self._wait_limit
+            return
+        self._age_deadline = math.inf
+        self.logger.info(
+            "Committing the buffered batches: the oldest waited longer than %ss "
+            "(batch_wait_limit_seconds).",
+            self._wait_limit,
+        )
+        self.drain_all()
+
+    def _watch_batch_age(self) -> None:
+        """While the input is idle, commit batches that waited too long (a thread)."""
+        poll = min(1.0, max(0.05, self._wait_limit / 4))
+        while not self._watch_stop.wait(poll):
+            if time.monotonic() < self._age_deadline:
+                continue
+            self._stale = True  # the main thread drains at its next message, if it comes first
+            # Only when no batch is loading, so an earlier batch's error stays the main thread's.
+            connector = self._target_connector
+            if not isinstance(connector, PostgresConnector) or not connector.idle():
+                continue
+            if not self._busy.acquire(timeout=poll):
+                continue
+            try:
+                if self._stale:
+                    self._drain_stale()
+            except BaseException as exc:  # raised in the main thread at its next message
+                self._deferred_error = exc
+                self._stale = True
+                return
+            finally:
+                self._busy.release()
+
+    def _start_watch(self) -> None:
+        self._watch_stop.clear()
+        self._watcher = threading.Thread(
+            target=self._watch_batch_age, name="pipeboard-batch-age", daemon=True
+        )
+        self._watcher.start()
+
+    def _stop_watch(self) -> None:
+        self._watch_stop.set()
+        if self._watcher is not None and self._watcher is not threading.current_thread():
+            self._watcher.join()
+        self._watcher = None
+
+    # `overwrite`: each run fills an empty shadow, swapped in at the end
+
+    def start_overwrite(self, schema: str, table: str) -> bool:
+        """Whether this is the run's first setup of ``table`` (its shadow must be emptied)."""
+        if (schema, table) in self._overwrites_started:
+            return False
+        self._overwrites_started.add((schema, table))
+        return True
+
+    def hold_state_until_swap(self, schema: str, table: str, seq: int) -> None:
+        """Record ``seq`` went to a shadow: no STATE may pass it until the swap commits.
+
+        Rows in a shadow are not in the table yet, and a rerun empties the shadow: a STATE
+        emitted before the swap would let the rerun skip records the table never got.
+        """
+        self._swap_holds.setdefault((schema, table), seq)
+
+    def swapped(self, schema: str, table: str) -> None:
+        """The shadow of ``table`` replaced its contents."""
+        self._swap_holds.pop((schema, table), None)
+
     # State after commit
 
     def hold_state_before(self, seq: int | None) -> None:
@@ -221,6 +340,9 @@ class TargetPipeboardPostgres(SQLTarget):
 
     def _oldest_uncommitted(self) -> int | None:
         oldest: int | None = self._failed_seq
+        for held in list(self._swap_holds.values()):
+            if oldest is None or held < oldest:
+                oldest = held
         for sink in [*self._sinks_to_clear, *list(self._sinks_active.values())]:
             for first in (getattr(sink, "first_seq", None), getattr(sink, "in_flight_seq", None)):
                 if first is not None and (oldest is None or first < oldest):
@@ -244,6 +366,8 @@ class TargetPipeboardPostgres(SQLTarget):
         """Load what is buffered, finish `overwrite` swaps, emit the final state."""
         self.input_complete = True
         try:
+            if self._deferred_error is not None:
+                self._drain_stale()  # raises it
             self.drain_all(is_endofpipe=True)
             self.target_connector.wait()
             self._release_state()
@@ -282,8 +406,14 @@ class TargetPipeboardPostgres(SQLTarget):
 
         (Final in the SDK; wrapped, not changed.)
         """
+        self._start_watch()
         try:
-            return super().process_lines(file_input)
+            try:
+                stats = super().process_lines(file_input)
+            finally:
+                self._stop_watch()
+            if self._deferred_error is not None:
+                self._drain_stale()  # raises it
         except Exception:
             self._salvage()
             self._close()
@@ -291,6 +421,12 @@ class TargetPipeboardPostgres(SQLTarget):
         except BaseException:
             self._close()
             raise
+        return stats
+
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        # No idle drain may run while the SDK drains on the way out.
+        self._stop_watch()
+        super()._handle_termination(signum, frame)
 
     def _salvage(self) -> None:
         """After bad input or a failed batch, commit the good rows still buffered, emit their
@@ -311,13 +447,14 @@ class TargetPipeboardPostgres(SQLTarget):
         open, and its metrics are pushed as well.)
         """
         gateway = self.config.get("pushgateway_url")
+        pipeline = self.config.get("metrics_pipeline") or default_pipeline()
         try:
             super().listen(file_input)
         except BaseException:
-            self.metrics.push(gateway)
+            self.metrics.push(gateway, pipeline)
             raise
         else:
             self.metrics.run_succeeded()
-            self.metrics.push(gateway)
+            self.metrics.push(gateway, pipeline)
         finally:
             self._close()

@@ -46,9 +46,54 @@ _ALIASES = {
     "varchar": TEXT,
     "json": "json",
 }
-_SAFE_TYPE = re.compile(
-    r"^[a-z][a-z0-9_ ]*(\(\s*\d+\s*(,\s*\d+\s*)?\))?(\[\])?$",
+# x-sql-datatype: a type name only, never a column definition. The grammar: a name (one of
+# the multi-word SQL names, or a plain identifier), an optional `(n)` or `(n,m)`, an optional
+# `with`/`without time zone` (time types only), optional `[]`. Nothing else reaches DDL.
+_DECLARED_TYPE = re.compile(
+    r"(?P<base>double precision|character varying|char varying|bit varying"
+    r"|national character varying|national char varying|national character|national char"
+    r"|[a-z_][a-z0-9_]*)"
+    r"(?:\s*\(\s*(?P<p>\d+)\s*(?:,\s*(?P<s>\d+)\s*)?\))?"
+    r"(?:\s+(?P<tz>with|without) time zone)?"
+    r"(?P<array>(?:\s*\[\s*\d*\s*\])*)"
 )
+# Spellings of one type -> the name Postgres's format_type reports, so a declared type compares
+# equal to the column it created on the next run (and is never "widened" to itself).
+_FORMAT_TYPE_NAMES = {
+    "int2": SMALLINT,
+    "smallint": SMALLINT,
+    "int": INTEGER,
+    "int4": INTEGER,
+    "integer": INTEGER,
+    "int8": BIGINT,
+    "bigint": BIGINT,
+    "float4": "real",
+    "real": "real",
+    "float8": DOUBLE,
+    "double precision": DOUBLE,
+    "bool": BOOLEAN,
+    "boolean": BOOLEAN,
+    "decimal": NUMERIC,
+    "numeric": NUMERIC,
+    "varchar": "character varying",
+    "char varying": "character varying",
+    "character varying": "character varying",
+    "national character varying": "character varying",
+    "national char varying": "character varying",
+    "char": "character",
+    "character": "character",
+    "national character": "character",
+    "national char": "character",
+    "bpchar": "character",
+    "varbit": "bit varying",
+    "bit varying": "bit varying",
+    "timestamptz": "timestamp with time zone",
+    "timetz": "time with time zone",
+}
+_TIME_TYPES = {"timestamp", "time", "timestamptz", "timetz"}
+_LENGTH_ONE = {"character", "bit"}  # a bare name means (1)
+# Column shorthands, not types: they create a sequence and a default.
+_SERIALS = {"serial", "serial2", "serial4", "serial8", "smallserial", "bigserial"}
 
 
 class UnsafeSQLTypeError(ValueError):
@@ -66,13 +111,61 @@ def normalize(pg_type: str) -> str:
     return name
 
 
-def sql_datatype(declared: str) -> str:
-    """An ``x-sql-datatype`` value checked to be a type name, canonicalised."""
-    name = normalize(declared)
-    if not _SAFE_TYPE.match(name):
-        msg = f"x-sql-datatype {declared!r} is not a plain Postgres type name"
+def _declared_name(match: re.Match[str]) -> str:
+    """The format_type spelling of a parsed type (array brackets not included)."""
+    base, precision, scale, zone = match.group("base", "p", "s", "tz")
+    name = _FORMAT_TYPE_NAMES.get(base, base)
+    if base == "float" and scale is None:  # SQL's float(p): binary digits of precision
+        return "real" if precision is not None and int(precision) <= 24 else DOUBLE
+    if base in _TIME_TYPES:
+        with_zone = base.endswith("tz") or zone == "with"
+        if base.endswith("tz") and zone == "without":
+            msg = f"{base} cannot be `without time zone`"
+            raise UnsafeSQLTypeError(msg)
+        root = "timestamp" if base.startswith("timestamp") else "time"
+        size = f"({precision})" if precision is not None and scale is None else ""
+        if scale is not None:
+            msg = f"{root} takes one precision, not two"
+            raise UnsafeSQLTypeError(msg)
+        return f"{root}{size} {'with' if with_zone else 'without'} time zone"
+    if zone is not None:
+        msg = f"only time and timestamp take `{zone} time zone`"
         raise UnsafeSQLTypeError(msg)
-    return name
+    if precision is None:
+        return f"{name}(1)" if name in _LENGTH_ONE else name
+    return f"{name}({precision}{'' if scale is None else ',' + scale})"
+
+
+def sql_datatype(declared: str) -> str:
+    """An ``x-sql-datatype`` value checked to be a type name, in canonical form.
+
+    Raises:
+        UnsafeSQLTypeError: anything but a type name (a column constraint, a default, a
+            second statement, an identity or serial column ...).
+    """
+    text = " ".join(declared.strip().lower().split())
+    match = _DECLARED_TYPE.fullmatch(text)
+    if match is None:
+        msg = (
+            f"x-sql-datatype {declared!r} is not a Postgres type name (allowed: a type name, "
+            "optionally with (n) or (n,m), with/without time zone, and [])"
+        )
+        raise UnsafeSQLTypeError(msg)
+    if match.group("base") in _SERIALS:
+        msg = (
+            f"x-sql-datatype {declared!r} is a column shorthand that adds a sequence and a "
+            "default, not a type; declare integer or bigint"
+        )
+        raise UnsafeSQLTypeError(msg)
+    try:
+        name = _declared_name(match)
+    except UnsafeSQLTypeError as exc:
+        msg = f"x-sql-datatype {declared!r}: {exc}"
+        raise UnsafeSQLTypeError(msg) from None
+    if match.group("array"):
+        # format_type reports any array as element[] (dimensions are not enforced)
+        return f"{name}[]"
+    return normalize(name)
 
 
 def json_types(schema: Mapping[str, Any]) -> set[str]:
