@@ -13,9 +13,21 @@ if [[ $(id -u) -eq 0 ]]; then
 elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
   SUDO=(sudo -n)
 else
-  echo "install_test_services: need ${missing[*]} (Debian packages); run as root:" >&2
-  echo "  apt-get install -y --no-install-recommends ${missing[*]}" >&2
-  exit 1
+  # Without root: unpack the same Debian packages into the virtualenv (the binaries are static
+  # Go programs) and link them into .venv/bin, which `make test` puts first on PATH.
+  venv="$(cd "$(dirname "$0")/.." && pwd)/.venv"
+  dest="$venv/opt/prometheus"
+  mkdir -p "$dest/debs"
+  if ! (cd "$dest/debs" && apt-get download -qq "${missing[@]}" >/dev/null 2>&1); then
+    echo "install_test_services: need ${missing[*]} (Debian packages) and cannot download them" >&2
+    echo "  as $(id -un); as root run: apt-get install -y --no-install-recommends ${missing[*]}" >&2
+    exit 1
+  fi
+  for deb in "$dest"/debs/*.deb; do dpkg-deb -x "$deb" "$dest/root"; done
+  for tool in prometheus promtool prometheus-pushgateway; do
+    [[ -x "$dest/root/usr/bin/$tool" ]] && ln -sf "$dest/root/usr/bin/$tool" "$venv/bin/$tool"
+  done
+  exit 0
 fi
 export DEBIAN_FRONTEND=noninteractive
 # Install without starting the packages' own services: the tests start them on free ports.
