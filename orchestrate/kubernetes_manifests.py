@@ -3,8 +3,9 @@
 - ``cronjobs.yaml``: one CronJob per schedule, running ``meltano run <job>``.
 - ``sync-parallel.yaml``: the alternative to the ``sync`` CronJob for large accounts: an Indexed
   Job with one pod per stream group plus one for the rest, each with its own state ID
-  (``--state-id-suffix=<group>``). All pods take their Pipedrive tokens from one budget through
-  the tap's Redis limiter (``redis_url``).
+  (``MELTANO_RUN_STATE_ID_SUFFIX=<group>``, which the plugins also see, so each group's metrics
+  go to a Pushgateway group of their own). All pods take their Pipedrive tokens from one budget
+  through the tap's Redis limiter (``redis_url``).
 
 Every pod reads its settings from the ConfigMap ``pipeboard-config`` and its secrets (API token,
 database URL, the shared Meltano system database ``MELTANO_DATABASE_URI``) from the Secret
@@ -118,7 +119,10 @@ def parallel_sync_cron_job(job: ScheduledJob, groups: dict[str, tuple[str, ...]]
         '  *) echo "no stream group for index $JOB_COMPLETION_INDEX" >&2; exit 2 ;;\n'
         "esac\n"
         'export TAP_PIPEDRIVE__SELECT_FILTER="$filter"\n'
-        'exec meltano --environment="$MELTANO_ENVIRONMENT" run --state-id-suffix="$group"'
+        # The state ID suffix as a variable (Meltano reads it like --state-id-suffix), so the
+        # plugins see it too and push their metrics to the group's own Pushgateway group.
+        'export MELTANO_RUN_STATE_ID_SUFFIX="$group"\n'
+        'exec meltano --environment="$MELTANO_ENVIRONMENT" run'
         " tap-pipedrive target-pipeboard-postgres\n"
     )
     container = _container("meltano", ["/bin/sh", "-c", script], job.env)

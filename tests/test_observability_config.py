@@ -75,6 +75,25 @@ def test_alert_rules_use_only_exported_metrics(exported: dict[str, set[str]]) ->
         assert used <= series | INFRASTRUCTURE_SERIES, (rule["alert"], used - series)
 
 
+def test_dashboard_queries_filter_by_the_pipeline_variable() -> None:
+    """Every run pushes to its pipeline's group: a panel shows the selected pipelines (the
+    account-wide budget, as the latest tap run reported it, excepted), through a variable the
+    dashboard defines."""
+    dashboard = json.loads(DASHBOARD.read_text())
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["pipeline"]["includeAll"]
+    assert variables["pipeline"]["allValue"] == ".*"
+    assert "push_time_seconds" in variables["pipeline"]["query"]["query"]
+    for expr in _dashboard_exprs():
+        used = set(re.findall(r"\$(\w+)", expr))
+        assert used <= set(variables), expr
+        if "budget_remaining" in expr:
+            assert "topk(1, push_time_seconds" in expr
+            continue
+        for series in re.findall(r"\b(pipeboard_[a-z_]+)(\{[^}]*\})?", expr):
+            assert 'pipeline=~"$pipeline"' in series[1], (expr, series[0])
+
+
 def test_dashboard_is_wired_to_the_provisioned_datasource() -> None:
     dashboard = json.loads(DASHBOARD.read_text())
     datasources = yaml.safe_load(

@@ -149,10 +149,11 @@ class Pipeline:
 
     def truth(self, entity: str) -> dict[str, dict[str, Any]]:
         """The simulator's records of an entity by id (as text), as the tap's stream of that
-        name holds them: the deals stream also carries archived deals (flagged is_archived)."""
+        name holds them: the deals and leads streams also carry archived ones (flagged
+        is_archived)."""
         records = self.simulator.truth(entity)
-        if entity == "deals":
-            records = records + self.simulator.truth("archived_deals")
+        if entity in {"deals", "leads"}:
+            records = records + self.simulator.truth(f"archived_{entity}")
         return {str(record["id"]): record for record in records}
 
     def assert_no_duplicates(self, table: str) -> None:
@@ -294,12 +295,18 @@ def prometheus_binaries() -> None:
 
 @pytest.fixture
 def pushgateway(prometheus_binaries: None, tmp_path: Path) -> Iterator[str]:
-    """A real Prometheus Pushgateway on a free port; yields its URL."""
+    """A real Prometheus Pushgateway on a free port, empty; yields its URL."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = (tmp_path / "pushgateway.log").open("wb")
     process = subprocess.Popen(
-        ["prometheus-pushgateway", f"--web.listen-address=127.0.0.1:{port}"],
+        [
+            "prometheus-pushgateway",
+            f"--web.listen-address=127.0.0.1:{port}",
+            # Debian's build persists to /var/lib/prometheus/pushgateway.data by default: every
+            # test's gateway would start with the groups earlier tests pushed.
+            "--persistence.file=",
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
     )

@@ -53,8 +53,11 @@ def test_backfills_restore_the_data_without_duplicates(
     # The documented command (docs/operations.md, "Backfill one stream from a date").
     suffix = f"backfill-deals-{since[:10]}"
     pipeline.run(
-        f"--state-id-suffix={suffix}",
-        env={"TAP_PIPEDRIVE__SELECT_FILTER": '["deals"]', "TAP_PIPEDRIVE_START_DATE": since},
+        env={
+            "TAP_PIPEDRIVE__SELECT_FILTER": '["deals"]',
+            "TAP_PIPEDRIVE_START_DATE": since,
+            "MELTANO_RUN_STATE_ID_SUFFIX": suffix,
+        },
     )
 
     pipeline.assert_no_duplicates("deals")
