@@ -86,6 +86,25 @@ def assert_state_not_ahead(url: str, schema: str, position: int, context: str = 
     )
 
 
+def committed_position(url: str, schema: str) -> int:
+    """How many records of the input are committed: the latest ``seq`` stored (0 if none)."""
+    return max((r["seq"] for r in stored(url, schema)), default=0)
+
+
+def assert_whole_batches(url: str, schema: str, batch_rows: int, context: str = "") -> int:
+    """The table holds exactly the first N records' data for N a whole number of batches.
+
+    Batches commit in input order, each in one transaction, so an interrupted load must leave
+    the table as the input left it after some batch: no row of a later or half-applied batch.
+    Returns N, the records committed.
+    """
+    position = committed_position(url, schema)
+    rows = {r["id"]: r["seq"] for r in stored(url, schema)}
+    assert position % batch_rows == 0, f"{context}: {position} records committed, not a batch end"
+    assert rows == expected_at(position), f"{context}: rows are not the input after {position}"
+    return position
+
+
 def assert_complete(url: str, schema: str, figures: Figures) -> None:
     """The table holds exactly one row per id, each at its final version, values intact."""
     final = stored(url, schema)

@@ -25,6 +25,8 @@ from rel_load_input import (
     STREAM,
     assert_complete,
     assert_state_not_ahead,
+    assert_whole_batches,
+    records,
     resume_input,
     singer_lines,
     state_position,
@@ -249,6 +251,7 @@ def test_state_waits_for_a_batch_queued_behind_a_slow_commit(
     postgres_url: str,
     pg_schema: str,
     tmp_path: Path,
+    figures: Figures,
 ) -> None:
     """A batch queues while the previous one is slow to commit, then fails: no state may cover it.
 
@@ -303,3 +306,83 @@ def test_state_waits_for_a_batch_queued_behind_a_slow_commit(
     assert set(range(1, 51)) <= stored
     for p in positions:
         assert set(range(1, p + 1)) <= stored, f"state {p} emitted, rows up to it not stored"
+    figures.fault("pg_slow_commit_then_failure")
+
+
+# Row writes the table still takes once the disk "fills". Not a multiple of the batch size:
+# whichever batch meets the limit has written part of its rows when it fails.
+DISK_ROOM = BATCH_ROWS + 21
+DISK_FULL_MESSAGE = 'could not extend file "base/16384/2619": No space left on device'
+
+
+@WHEN
+def test_disk_full_mid_load_is_a_clear_error_and_rerun_converges(
+    when: str,
+    target_config: Callable[..., dict[str, Any]],
+    postgres_url: str,
+    pg_schema: str,
+    tmp_path: Path,
+    figures: Figures,
+) -> None:
+    """The database's disk fills under the load: Postgres answers SQLSTATE 53100 disk_full.
+
+    A full filesystem needs root to mount, so a trigger on the loaded table acts it out: from
+    the moment of the fault the table takes DISK_ROOM more row writes, then every insert and
+    update fails as Postgres fails when it cannot extend a relation file (same SQLSTATE,
+    message and hint). Removing the trigger is freeing the space.
+    """
+    config = target_config(batch_size_rows=BATCH_ROWS)
+    room = sql.Identifier(pg_schema, "pb_disk_room")
+    full = sql.Identifier(pg_schema, "pb_disk_full")
+    table = sql.Identifier(pg_schema, STREAM)
+    fill = sql.SQL(
+        "create trigger pb_disk_full before insert or update on {} "
+        "for each row execute function {}()"
+    ).format(table, full)
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("create sequence {}").format(room))
+        admin.execute(
+            sql.SQL(
+                "create function {full}() returns trigger language plpgsql as $$ begin "
+                "if nextval({room}) > {limit} then raise exception {message} "
+                "using errcode = 'disk_full', hint = 'Check free disk space.'; end if; "
+                "return new; end $$"
+            ).format(
+                full=full,
+                room=sql.Literal(f'"{pg_schema}"."pb_disk_room"'),
+                limit=sql.Literal(DISK_ROOM),
+                message=sql.Literal(DISK_FULL_MESSAGE),
+            )
+        )
+
+        def fill_disk(_pid: int) -> None:
+            admin.execute(fill)
+
+        run = load_and_break(config, tmp_path, fill_disk, when)
+        figures.fault("pg_disk_full")
+        assert run.returncode != 0, "the load went on with a full disk\n" + run.err_text[-3000:]
+        failure = [m for m in run.err_text.splitlines() if f"Loading stream '{STREAM}'" in m]
+        assert failure, "the error does not name the stream\n" + run.err_text[-3000:]
+        # The cause, not a lost connection: the connection is fine, the disk is not.
+        assert "disk is full (SQLSTATE 53100)" in failure[-1], failure[-1]
+        assert "No space left on device" in failure[-1], failure[-1]
+        assert "lost the database connection" not in run.err_text, failure[-1]
+        assert "Check free disk space" in run.err_text, run.err_text[-3000:]
+        # Every write after the limit failed, so nothing after the failed batch was salvaged:
+        # the table is the input after whole batches, the half-written one rolled back.
+        committed = assert_whole_batches(postgres_url, pg_schema, BATCH_ROWS, "disk full")
+        assert 0 < committed < len(records()), committed
+        writes = admin.execute(sql.SQL("select last_value from {}").format(room)).fetchone()
+        assert writes is not None
+        assert writes[0] > DISK_ROOM, "the table never ran out of room"
+        # Space is freed; the rerun finishes the job.
+        admin.execute(sql.SQL("drop trigger pb_disk_full on {}").format(table))
+    converge(
+        run,
+        config,
+        postgres_url,
+        pg_schema,
+        tmp_path,
+        figures,
+        error_words=("disk is full",),
+    )

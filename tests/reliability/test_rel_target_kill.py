@@ -1,8 +1,16 @@
 """SIGKILL the target at random points of a large load, rerun it, and prove nothing was lost.
 
-One Singer input (inserts, then updates of earlier ids, a STATE message every 40 records) is
-fed through a pipe; at a seeded random line the target is killed with SIGKILL. Then:
+One Singer input (1,600 records: inserts, then updates of earlier ids, a STATE message every
+40 records, batches of 100) is written to the target's stdin, which stays open, so the target
+cannot reach the end of its input. Each kill point is seeded: the test waits until the target
+has committed the batch holding a random record (the target emits the STATE after it; by then
+its imports are long done and it is loading), waits a further random part of a batch's time
+and kills it with SIGKILL while it is reading, converting or committing the batches after.
+Each point asserts that the kill really landed mid-load: the target was still running, and
+the records committed before the kill are more than none and fewer than the input's. Then:
 
+* the table holds exactly the input's data after a whole number of batches (the batch in
+  flight left nothing behind);
 * the last STATE it emitted is never ahead of the committed rows (every record up to the
   state's position is in the table, at that version or a later one);
 * a rerun from that state (re-sending an overlap before it, as a tap resuming from an
@@ -12,11 +20,15 @@ fed through a pipe; at a seeded random line the target is killed with SIGKILL. T
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import random
 import signal
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +38,7 @@ from rel_load_input import (
     SEED,
     assert_complete,
     assert_state_not_ahead,
+    assert_whole_batches,
     records,
     resume_input,
     singer_lines,
@@ -35,31 +48,60 @@ from rel_support import TARGET, StreamedProcess, plugin_command, run_target, wri
 
 BATCH_ROWS = 100
 KILL_POINTS = 21
+# The latest record whose batch the test waits for: at least four batches of work remain,
+# far more than the longest extra wait (a batch loads in about 10 ms on a 2-core machine).
+LAST_WAITED_RECORD = len(records()) - 4 * BATCH_ROWS
+EXTRA_WAIT = 0.012  # seconds, at most
+
+
+@dataclass
+class KillPoint:
+    waited_for: int  # the record whose batch was committed before the wait
+    extra_wait: float  # seconds between seeing that and the kill
+    committed: int  # records committed when the kill landed
+    state: int  # the last state position the target emitted
 
 
 def kill_mid_load(
-    config: dict[str, Any], directory: Path, rng: random.Random
-) -> tuple[int, int, bool]:
-    """Feed the whole input, SIGKILL at a random line; (kill line, last state position, killed)."""
-    lines = singer_lines()
-    kill_at = rng.randint(1, int(len(lines) * 0.9))
+    config: dict[str, Any], directory: Path, rng: random.Random, url: str, schema: str
+) -> KillPoint:
+    """Start a load, SIGKILL the target at a seeded point of it; where the kill landed."""
+    waited_for = rng.randint(1, LAST_WAITED_RECORD)
+    extra_wait = rng.uniform(0.0, EXTRA_WAIT)
     cfg = write_config(directory, "target-config.json", config)
     run = StreamedProcess.start([*plugin_command(TARGET), "--config", str(cfg)])
-    assert run.proc.stdin is not None
-    try:
-        for raw in lines[:kill_at]:
-            run.proc.stdin.write(raw)
-        run.proc.stdin.flush()
-        # Let the target get a random distance into what it was given.
-        time.sleep(rng.uniform(0.0, 0.35))
-    except BrokenPipeError:
-        pass
-    killed = run.proc.poll() is None
+    stdin = run.proc.stdin
+    assert stdin is not None
+
+    def feed() -> None:
+        # Everything, but stdin stays open: the load cannot end before the kill.
+        with contextlib.suppress(BrokenPipeError, ValueError):
+            stdin.write(b"".join(singer_lines()))
+            stdin.flush()
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+
+    def committed_past() -> bool:
+        states = [json.loads(raw) for raw in list(run.stdout_lines) if raw.strip()]
+        return any(state_position(s) >= waited_for for s in states)
+
+    deadline = time.monotonic() + 60
+    while not committed_past():
+        assert run.proc.poll() is None, b"".join(run.stderr_chunks).decode()[-3000:]
+        assert time.monotonic() < deadline, "the target committed nothing in 60 s"
+        time.sleep(0.001)
+    time.sleep(extra_wait)
+    alive = run.proc.poll() is None
     os.kill(run.proc.pid, signal.SIGKILL)
     result = run.finish()
+    writer.join(timeout=10)
+    assert alive, "the target exited before the kill (its stdin was still open)"
     positions = [state_position(s) for s in result.states]
     assert positions == sorted(positions), f"state went backwards: {positions}"
-    return kill_at, (positions[-1] if positions else 0), killed
+    context = f"kill after record {waited_for}'s batch + {extra_wait * 1000:.1f} ms"
+    committed = assert_whole_batches(url, schema, BATCH_ROWS, context)
+    return KillPoint(waited_for, extra_wait, committed, positions[-1] if positions else 0)
 
 
 @pytest.mark.parametrize("point", range(KILL_POINTS))
@@ -73,15 +115,18 @@ def test_target_killed_at_random_point_then_rerun_loses_and_duplicates_nothing(
 ) -> None:
     rng = random.Random(SEED * 100 + point)
     config = target_config(batch_size_rows=BATCH_ROWS)
-    kill_at, position, killed = kill_mid_load(config, tmp_path, rng)
+    kill = kill_mid_load(config, tmp_path, rng, postgres_url, pg_schema)
 
+    # The kill landed mid-load: some batches were committed, not all of them.
+    assert 0 < kill.committed < len(records()), kill
     # State never ahead of committed data.
-    assert_state_not_ahead(postgres_url, pg_schema, position, f"kill at line {kill_at}")
+    assert kill.state <= kill.committed, kill
+    assert_state_not_ahead(postgres_url, pg_schema, kill.state, f"{kill}")
 
     # Rerun from the emitted state, re-sending an overlap, to completion.
-    rerun = run_target(config, resume_input(position), tmp_path)
+    rerun = run_target(config, resume_input(kill.state), tmp_path)
     assert rerun.returncode == 0, rerun.err_text[-3000:]
     assert state_position(rerun.states[-1]) == len(records())
     assert_complete(postgres_url, pg_schema, figures)
-    assert killed, "the target exited before the kill (its stdin was still open)"
     figures.add("kill_points_survived")
+    figures.observe("kill_committed_records", kill.committed)
