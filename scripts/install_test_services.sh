@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # The Prometheus binaries the observability tests start: prometheus-pushgateway (metrics pushed by
-# the plugins are read back from it) and prometheus/promtool (config check, alert-rule unit tests,
-# dashboard queries). From Debian's packages; nothing happens when they are already installed.
+# the plugins are read back from it), prometheus/promtool (config check, alert-rule unit tests,
+# dashboard queries) and prometheus-alertmanager/amtool (config check, alerts delivered to a
+# receiver). From Debian's packages; nothing happens when they are already installed.
 set -euo pipefail
 missing=()
 command -v prometheus-pushgateway >/dev/null || missing+=(prometheus-pushgateway)
 command -v prometheus >/dev/null && command -v promtool >/dev/null || missing+=(prometheus)
+command -v prometheus-alertmanager >/dev/null && command -v amtool >/dev/null ||
+  missing+=(prometheus-alertmanager)
 [[ ${#missing[@]} -eq 0 ]] && exit 0
 
 if [[ $(id -u) -eq 0 ]]; then
@@ -24,7 +27,7 @@ else
     exit 1
   fi
   for deb in "$dest"/debs/*.deb; do dpkg-deb -x "$deb" "$dest/root"; done
-  for tool in prometheus promtool prometheus-pushgateway; do
+  for tool in prometheus promtool prometheus-pushgateway prometheus-alertmanager amtool; do
     [[ -x "$dest/root/usr/bin/$tool" ]] && ln -sf "$dest/root/usr/bin/$tool" "$venv/bin/$tool"
   done
   exit 0

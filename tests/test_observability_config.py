@@ -1,4 +1,5 @@
-"""Dashboards, alert rules and Prometheus config use exactly the metrics the plugins export."""
+"""Dashboards, alert rules and Prometheus config use exactly the metrics the plugins export; the
+Alertmanager config is valid, groups per pipeline and keeps its secret out of the file."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "pipeboard.json"
 ALERTS = DEPLOY / "prometheus" / "alerts.yml"
+ALERTMANAGER = DEPLOY / "alertmanager" / "alertmanager.yml"
 # Series the Pushgateway and Prometheus add themselves.
 INFRASTRUCTURE_SERIES = {"push_time_seconds", "push_failure_time_seconds", "up"}
 METRIC = re.compile(r"\b(pipeboard_[a-z_]+|push_time_seconds|push_failure_time_seconds|up)\b")
@@ -154,3 +156,53 @@ def test_a_broken_alert_rule_is_caught(promtool: str, tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert "PipeboardSyncStale" in result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def amtool() -> str:
+    subprocess.run(["bash", str(ROOT / "scripts" / "install_test_services.sh")], check=True)
+    path = shutil.which("amtool")
+    assert path, "scripts/install_test_services.sh did not install amtool"
+    return path
+
+
+def _check_alertmanager_config(amtool: str, path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([amtool, "check-config", str(path)], capture_output=True, text=True)
+
+
+def test_alertmanager_config_is_valid(amtool: str) -> None:
+    # Debian bookworm's amtool (Alertmanager 0.25): the options used must exist there too.
+    result = _check_alertmanager_config(amtool, ALERTMANAGER)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+    assert "1 receivers" in result.stdout
+
+
+def test_a_broken_alertmanager_config_is_caught(amtool: str, tmp_path: Path) -> None:
+    config = yaml.safe_load(ALERTMANAGER.read_text())
+    config["route"]["receiver"] = "nobody"
+    (tmp_path / "alertmanager.yml").write_text(yaml.safe_dump(config))
+    result = _check_alertmanager_config(amtool, tmp_path / "alertmanager.yml")
+    assert result.returncode != 0
+    assert "nobody" in result.stdout + result.stderr
+
+
+def test_alertmanager_groups_per_pipeline_and_keeps_its_secret_out() -> None:
+    text = ALERTMANAGER.read_text()
+    config = yaml.safe_load(text)
+    route = config["route"]
+    assert route["group_by"] == ["alertname", "pipeline"]
+    # Every per-pipeline rule aggregates by the label the route groups by.
+    rules = yaml.safe_load(ALERTS.read_text())["groups"][0]["rules"]
+    for rule in rules:
+        if "by (job, pipeline)" in rule["expr"]:
+            assert "pipeline" in rule["annotations"]["summary"], rule["alert"]
+        assert {"summary", "description"} <= set(rule["annotations"]), rule["alert"]
+    (receiver,) = config["receivers"]
+    assert route["receiver"] == receiver["name"]
+    (slack,) = receiver["slack_configs"]
+    # The webhook URL is read from a secret file, never written here.
+    assert "api_url" not in slack
+    assert slack["api_url_file"].startswith("/run/secrets/")
+    assert "http" not in text
+    assert "api_url" not in config.get("global", {})

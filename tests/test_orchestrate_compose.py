@@ -22,6 +22,7 @@ EXPECTED_SERVICES = {
     "pipeline",
     "pushgateway",
     "prometheus",
+    "alertmanager",
     "grafana",
     "metabase",
     "metabase-setup",
@@ -75,7 +76,7 @@ def _bind_mounts(compose: dict) -> list[tuple[str, Path, str]]:
 
 def test_every_mounted_file_exists_and_parses(compose: dict) -> None:
     mounts = _bind_mounts(compose)
-    assert len(mounts) == 7
+    assert len(mounts) == 8
     for service, source, _ in mounts:
         assert source.exists(), f"{service} mounts {source}, which does not exist"
         files = sorted(source.rglob("*")) if source.is_dir() else [source]
@@ -112,6 +113,30 @@ def test_mount_targets_match_what_the_services_read(compose: dict) -> None:
         for t in sc["targets"]
     ]
     assert scrape_targets == ["pushgateway:9091"]
+    # Prometheus sends its alerts to the Alertmanager service (on its default port 9093).
+    alertmanagers = [
+        t
+        for am in prometheus["alerting"]["alertmanagers"]
+        for sc in am["static_configs"]
+        for t in sc["targets"]
+    ]
+    assert alertmanagers == ["alertmanager:9093"]
+    alertmanager = services["alertmanager"]
+    assert "alertmanager" in services["prometheus"]["depends_on"]
+    am_command = " ".join(alertmanager["command"])
+    assert "--web.listen-address" not in am_command
+    assert "127.0.0.1:9093:9093" in alertmanager["ports"]
+    am_config_file = re.search(r"--config.file=(\S+)", am_command).group(1)
+    assert mounted[am_config_file] == ROOT / "deploy/alertmanager/alertmanager.yml"
+    # The receivers' secret files are the compose secrets the service is given.
+    am_config = yaml.safe_load(mounted[am_config_file].read_text())
+    secret_files = {
+        config["api_url_file"]
+        for receiver in am_config["receivers"]
+        for config in receiver.get("slack_configs", [])
+    }
+    assert secret_files
+    assert secret_files == {f"/run/secrets/{name}" for name in alertmanager["secrets"]}
     # Grafana's dashboard provider reads the directory the dashboards are mounted at.
     provider = yaml.safe_load(
         (ROOT / "deploy/grafana/provisioning/dashboards/pipeboard.yml").read_text()
@@ -186,12 +211,15 @@ def test_the_entrypoint_hands_settings_to_meltano_but_nothing_else(tmp_path: Pat
 
 def test_every_variable_the_stack_needs_is_in_the_example_env(compose: dict) -> None:
     variables = set(re.findall(r"\$\{(\w+)", COMPOSE.read_text()))
+    # Compose secrets read from the environment (.env) too.
+    secrets = {secret["environment"] for secret in compose["secrets"].values()}
+    assert secrets == {"SLACK_WEBHOOK_URL"}
     example = (ROOT / "deploy/stack.env.example").read_text()
     documented = set(re.findall(r"(?m)^(\w+)=", example))
-    assert variables <= documented, variables - documented
+    assert variables | secrets <= documented, (variables | secrets) - documented
     # The example carries no secret values.
     for line in example.splitlines():
-        if re.match(r"^\w*(TOKEN|PASSWORD)=", line):
+        if re.match(r"^\w*(TOKEN|PASSWORD|WEBHOOK_URL)=", line):
             assert line.endswith("="), line
 
 

@@ -14,11 +14,14 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +37,8 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 STATE_ID = "dev:tap-pipedrive-to-target-pipeboard-postgres"
 RUN_TIMEOUT_S = 300
+PROMETHEUS_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
+ALERTMANAGER_CONFIG = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
 
 
 def as_utc(value: Any) -> datetime:
@@ -288,9 +293,23 @@ def utc() -> Callable[[Any], datetime]:
 
 @pytest.fixture(scope="session")
 def prometheus_binaries() -> None:
-    """prometheus-pushgateway, prometheus and promtool from Debian, installed by the project's
-    own script when missing."""
+    """prometheus-pushgateway, prometheus/promtool and prometheus-alertmanager/amtool from
+    Debian, installed by the project's own script when missing."""
     subprocess.run(["bash", str(ROOT / "scripts" / "install_test_services.sh")], check=True)
+
+
+@contextmanager
+def serving(args: list[str], log_path: Path, ready_url: str) -> Iterator[None]:
+    """Run a service (``args``, output to ``log_path``) until the block ends, once
+    ``ready_url`` answers 200."""
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_for_http(ready_url, process)
+            yield
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
 
 
 @pytest.fixture
@@ -298,58 +317,147 @@ def pushgateway(prometheus_binaries: None, tmp_path: Path) -> Iterator[str]:
     """A real Prometheus Pushgateway on a free port, empty; yields its URL."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log = (tmp_path / "pushgateway.log").open("wb")
-    process = subprocess.Popen(
-        [
-            "prometheus-pushgateway",
-            f"--web.listen-address=127.0.0.1:{port}",
-            # Debian's build persists to /var/lib/prometheus/pushgateway.data by default: every
-            # test's gateway would start with the groups earlier tests pushed.
-            "--persistence.file=",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_for_http(f"{url}/-/ready", process)
+    args = [
+        "prometheus-pushgateway",
+        f"--web.listen-address=127.0.0.1:{port}",
+        # Debian's build persists to /var/lib/prometheus/pushgateway.data by default: every
+        # test's gateway would start with the groups earlier tests pushed.
+        "--persistence.file=",
+    ]
+    with serving(args, tmp_path / "pushgateway.log", f"{url}/-/ready"):
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        log.close()
 
 
 @pytest.fixture
-def prometheus(prometheus_binaries: None, pushgateway: str, tmp_path: Path):
-    """Prometheus with the project's config, pointed at the test Pushgateway, scraping fast."""
-    config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
-    config["global"].update({"scrape_interval": "1s", "evaluation_interval": "1s"})
-    config["rule_files"] = [
-        str(ROOT / "deploy" / "prometheus" / name) for name in config["rule_files"]
-    ]
-    (job,) = config["scrape_configs"]
-    job["static_configs"] = [{"targets": [pushgateway.removeprefix("http://")]}]
-    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+def start_prometheus(
+    prometheus_binaries: None, pushgateway: str, tmp_path: Path
+) -> Iterator[Callable[..., str]]:
+    """``start(rule_files=None, alertmanager=None)``: Prometheus with the project's config,
+    pointed at the test Pushgateway, scraping and evaluating every second; returns its URL.
+
+    ``rule_files`` replace the project's alerts.yml (e.g. a copy with shorter ``for:``);
+    ``alertmanager`` (a URL) replaces the project's Alertmanager, which is dropped without it.
+    Stopped at the end of the test."""
+    with ExitStack() as stack:
+
+        def start(rule_files: list[Path] | None = None, alertmanager: str | None = None) -> str:
+            config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+            config["global"].update({"scrape_interval": "1s", "evaluation_interval": "1s"})
+            config["rule_files"] = [
+                str(path)
+                for path in rule_files
+                or [PROMETHEUS_CONFIG.parent / name for name in config["rule_files"]]
+            ]
+            (job,) = config["scrape_configs"]
+            job["static_configs"] = [{"targets": [pushgateway.removeprefix("http://")]}]
+            (alertmanagers,) = config["alerting"]["alertmanagers"]
+            if alertmanager:
+                target = alertmanager.removeprefix("http://")
+                alertmanagers["static_configs"] = [{"targets": [target]}]
+            else:
+                del config["alerting"]
+            port = free_port()
+            directory = tmp_path / f"prometheus-{port}"
+            directory.mkdir()
+            (directory / "prometheus.yml").write_text(yaml.safe_dump(config))
+            url = f"http://127.0.0.1:{port}"
+            args = [
+                "prometheus",
+                f"--config.file={directory / 'prometheus.yml'}",
+                f"--storage.tsdb.path={directory / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ]
+            stack.enter_context(serving(args, directory / "prometheus.log", f"{url}/-/ready"))
+            return url
+
+        yield start
+
+
+@pytest.fixture
+def prometheus(start_prometheus: Callable[..., str]) -> str:
+    """Prometheus with the project's config and rules, pointed at the test Pushgateway,
+    scraping fast (no Alertmanager)."""
+    return start_prometheus()
+
+
+@dataclass
+class AlertReceiver:
+    """A local HTTP server standing in for the Slack webhook: records what is posted to it."""
+
+    url: str
+    posts: list[dict[str, Any]] = field(default_factory=list)
+
+    def wait_for(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout_s: float
+    ) -> dict[str, Any]:
+        """The first post ``predicate`` accepts, waiting up to ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            found = [post for post in list(self.posts) if predicate(post)]
+            if found:
+                return found[0]
+            assert time.monotonic() < deadline, f"no matching post in {timeout_s} s: {self.posts}"
+            time.sleep(0.2)
+
+
+@pytest.fixture
+def alert_receiver() -> Iterator[AlertReceiver]:
+    """An HTTP server on a free port that answers every POST like Slack ("ok")."""
+    receiver = AlertReceiver(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            receiver.posts.append({"path": self.path, **json.loads(body)})
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/services/T0/B0/test"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield receiver
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def alertmanager(
+    prometheus_binaries: None, alert_receiver: AlertReceiver, tmp_path: Path
+) -> Iterator[str]:
+    """A real Alertmanager on a free port with the project's alertmanager.yml, its Slack
+    webhook URL file pointing at ``alert_receiver`` and its group_wait and group_interval
+    shortened to a second (an alert that joins a group later is posted a second later, not after
+    five minutes); yields its URL."""
+    config = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
+    webhook_url = tmp_path / "slack_webhook_url"
+    webhook_url.write_text(alert_receiver.url + "\n")
+    for receiver in config["receivers"]:
+        for slack in receiver["slack_configs"]:
+            assert slack["api_url_file"].startswith("/run/secrets/")
+            slack["api_url_file"] = str(webhook_url)
+    config["route"].update({"group_wait": "1s", "group_interval": "1s"})
+    (tmp_path / "alertmanager.yml").write_text(yaml.safe_dump(config, allow_unicode=True))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log = (tmp_path / "prometheus.log").open("wb")
-    process = subprocess.Popen(
-        [
-            "prometheus",
-            f"--config.file={tmp_path / 'prometheus.yml'}",
-            f"--storage.tsdb.path={tmp_path / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_for_http(f"{url}/-/ready", process)
+    args = [
+        "prometheus-alertmanager",
+        f"--config.file={tmp_path / 'alertmanager.yml'}",
+        f"--storage.path={tmp_path / 'alertmanager-data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        # A single Alertmanager: no cluster port (the default 9094 would clash between tests).
+        "--cluster.listen-address=",
+    ]
+    with serving(args, tmp_path / "alertmanager.log", f"{url}/-/ready"):
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        log.close()
 
 
 @dataclass(frozen=True)
