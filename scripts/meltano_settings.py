@@ -36,6 +36,26 @@ def about(executable: str) -> dict[str, Any]:
     return info
 
 
+# Number settings are declared `kind: string`, not `kind: decimal`: Meltano 4.4 casts a
+# decimal setting whose value is a string (every environment variable, .env entry and
+# `meltano config set`) to decimal.Decimal, which it then cannot write to the plugin's JSON
+# config file: `meltano run`/`invoke` stop with "TypeError: Object of type Decimal is not JSON
+# serializable". As `kind: string` the value reaches the plugin as written ("0.5"; a number
+# from meltano.yml stays a number), and both plugins convert numeric strings before they
+# validate their config, failing on anything else with an error that names the setting.
+NUMBER_NOTE = (
+    "A number (a `string` setting, so that it can be set from an environment variable; the "
+    "plugin converts it)."
+)
+
+
+def is_number(schema: dict[str, Any]) -> bool:
+    """Whether a JSON schema property holds a (fractional) number."""
+    types = schema.get("type", "string")
+    types = {types} if isinstance(types, str) else set(types)
+    return "number" in types and not types & {"boolean", "integer", "string"}
+
+
 def kind_of(schema: dict[str, Any]) -> str:
     """The Meltano setting kind for a JSON schema property."""
     types = schema.get("type", "string")
@@ -45,7 +65,7 @@ def kind_of(schema: dict[str, Any]) -> str:
     if "integer" in types:
         return "integer"
     if "number" in types:
-        return "decimal"
+        return "string"  # not "decimal": see NUMBER_NOTE
     if "object" in types:
         return "object"
     if "array" in types:
@@ -67,8 +87,11 @@ def setting(name: str, schema: dict[str, Any]) -> CommentedMap:
         entry["options"] = CommentedSeq(CommentedMap(label=v, value=v) for v in values)
     if "default" in schema and schema["default"] is not None:
         entry["value"] = schema["default"]
-    if schema.get("description"):
-        entry["description"] = " ".join(str(schema["description"]).split())
+    description = " ".join(str(schema.get("description") or "").split())
+    if is_number(schema):
+        description = f"{description} {NUMBER_NOTE}".strip()
+    if description:
+        entry["description"] = description
     return entry
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from singer_sdk.exceptions import ConfigValidationError
 from tap_pipedrive.fields import (
     CustomFieldFlattener,
     keep_known_columns,
@@ -20,6 +21,7 @@ from tap_pipedrive.pagination import (
     response_body,
 )
 from tap_pipedrive.resilience import BurstLimitedError, backoff_waits
+from tap_pipedrive.tap import CONFIG_SCHEMA, TapPipedrive, coerce_numbers, number_settings
 
 RECORDED = Path("/work/shared/pipedrive-recorded")
 if not RECORDED.is_dir():
@@ -304,3 +306,71 @@ def test_backoff_waits_grow_with_full_jitter_and_skip_burst_waits():
     caps = [1, 2, 4, 8, 8, 8]
     assert all(cap / 10 <= v <= cap for v, cap in zip(values, caps, strict=True))
     assert waits.send(BurstLimitedError("429", retry_after=2.0)) == 0.0
+
+
+def test_every_number_setting_is_coerced():
+    assert number_settings(CONFIG_SCHEMA) == (
+        "max_budget_share",
+        "burst_window_seconds",
+        "retry_initial_wait_seconds",
+        "retry_max_wait_seconds",
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        pytest.param("0.5", 0.5, id="fraction"),
+        pytest.param(" 60 ", 60.0, id="whole-padded"),
+        pytest.param(".25", 0.25, id="leading-dot"),
+        pytest.param("1e-3", 0.001, id="exponent"),
+        pytest.param(0.3, 0.3, id="number-untouched"),
+        pytest.param(2, 2, id="integer-untouched"),
+        pytest.param(None, None, id="null-untouched"),
+    ],
+)
+def test_numbers_given_as_strings_become_numbers(value, expected):
+    config = {"max_budget_share": value, "api_token": "0.5"}
+    coerce_numbers(config, ["max_budget_share"])
+    assert config == {"max_budget_share": expected, "api_token": "0.5"}
+    assert type(config["max_budget_share"]) is type(expected)
+
+
+@pytest.mark.parametrize("value", ["half", "", "0,5", "nan", "inf", "1e999", "1_000", "0.5s"])
+def test_a_number_setting_that_is_not_a_number_is_named(value):
+    with pytest.raises(ConfigValidationError) as info:
+        coerce_numbers({"retry_max_wait_seconds": value}, ["retry_max_wait_seconds"])
+    message = f"Setting `retry_max_wait_seconds`: expected a number, got {value!r}"
+    assert str(info.value) == message
+    assert info.value.errors == [message]
+
+
+_TAP_CONFIG = {"api_token": "token", "api_url": "http://127.0.0.1:9"}
+
+
+def test_the_tap_converts_numbers_before_the_sdk_validates_them():
+    tap = TapPipedrive(
+        config={**_TAP_CONFIG, "max_budget_share": "0.5", "retry_initial_wait_seconds": "0.25"},
+        parse_env_config=False,
+        setup_mapper=False,
+    )
+    assert tap.config["max_budget_share"] == 0.5
+    assert tap.config["retry_initial_wait_seconds"] == 0.25
+
+
+def test_numbers_from_the_sdks_own_environment_parsing(monkeypatch):
+    # `tap-pipedrive --config=ENV` leaves number settings as strings, as Meltano does.
+    monkeypatch.setenv("TAP_PIPEDRIVE_MAX_BUDGET_SHARE", "0.3")
+    monkeypatch.setenv("TAP_PIPEDRIVE_BURST_WINDOW_SECONDS", "2.5")
+    tap = TapPipedrive(config=dict(_TAP_CONFIG), parse_env_config=True, setup_mapper=False)
+    assert tap.config["max_budget_share"] == 0.3
+    assert tap.config["burst_window_seconds"] == 2.5
+
+
+def test_the_tap_names_a_number_setting_that_is_not_a_number():
+    with pytest.raises(ConfigValidationError, match="`max_budget_share`: expected a number"):
+        TapPipedrive(
+            config={**_TAP_CONFIG, "max_budget_share": "half"},
+            parse_env_config=False,
+            setup_mapper=False,
+        )

@@ -24,7 +24,14 @@ from target_pipeboard_postgres.errors import (
     InvalidSettingError,
     MissingConnectionSettingsError,
 )
-from target_pipeboard_postgres.settings import as_bool, connection_spec, normalize, redact
+from target_pipeboard_postgres.settings import (
+    NUMBER_SETTINGS,
+    as_bool,
+    as_number,
+    connection_spec,
+    normalize,
+    redact,
+)
 from target_pipeboard_postgres.target import TargetPipeboardPostgres
 
 SCHEMA = (
@@ -395,3 +402,46 @@ def test_ssl_enable_alone_warns_that_the_server_is_not_verified(target_config, c
 def test_batch_wait_limit_must_be_a_positive_number(value):
     with pytest.raises(InvalidSettingError, match="batch_wait_limit_seconds"):
         normalize({"batch_wait_limit_seconds": value})
+
+
+def test_every_number_setting_is_coerced():
+    assert NUMBER_SETTINGS == ("batch_wait_limit_seconds",)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        pytest.param("5", 5.0, id="whole"),
+        pytest.param(" 0.5 ", 0.5, id="fraction-padded"),
+        pytest.param("2.5e1", 25.0, id="exponent"),
+        pytest.param(7, 7, id="number-untouched"),
+    ],
+)
+def test_numbers_given_as_strings_become_numbers(value, expected):
+    config = {"batch_wait_limit_seconds": value}
+    normalize(config)
+    assert config["batch_wait_limit_seconds"] == expected
+    assert type(config["batch_wait_limit_seconds"]) is type(expected)
+
+
+@pytest.mark.parametrize("value", ["soon", "", "5s", "1,5", "NaN", "inf", "1e999"])
+def test_a_number_setting_that_is_not_a_number_is_named(value):
+    with pytest.raises(InvalidSettingError) as info:
+        as_number(value, "batch_wait_limit_seconds")
+    message = f"Setting `batch_wait_limit_seconds`: expected a number, got {value!r}"
+    assert str(info.value) == message
+    assert info.value.errors == [message]
+
+
+def test_the_target_converts_numbers_before_the_sdk_validates_them():
+    # No connection is made at start: a URL of a server that does not exist is enough.
+    config = {"database_url": "postgresql://u@127.0.0.1:9/db", "batch_wait_limit_seconds": "5"}
+    target = TargetPipeboardPostgres(config=config)
+    assert target.config["batch_wait_limit_seconds"] == 5.0
+    assert target._wait_limit == 5.0
+
+
+def test_the_target_names_a_number_setting_that_is_not_a_number():
+    config = {"database_url": "postgresql://u@127.0.0.1:9/db", "batch_wait_limit_seconds": "5s"}
+    with pytest.raises(InvalidSettingError, match="`batch_wait_limit_seconds`: expected a number"):
+        TargetPipeboardPostgres(config=config)

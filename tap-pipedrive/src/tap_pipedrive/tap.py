@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import logging
+import math
+import re
 import typing as t
+from collections.abc import MutableMapping
 from functools import cached_property
 
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
+from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers._state import StateWriter
 from typing_extensions import override
 
@@ -196,6 +200,40 @@ CONFIG_SCHEMA = th.PropertiesList(
 ).to_dict()
 
 
+# A decimal number as written in an environment variable: 0.5, 60, .25, 1e-3 (no nan, inf, 1_000).
+_NUMERIC_STRING = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def number_settings(schema: t.Mapping[str, t.Any]) -> tuple[str, ...]:
+    """The settings of a config schema whose values are numbers (not integers)."""
+    names = []
+    for name, prop in schema["properties"].items():
+        types = prop.get("type") or []
+        types = [types] if isinstance(types, str) else list(types)
+        if "number" in types and "string" not in types:
+            names.append(name)
+    return tuple(names)
+
+
+def coerce_numbers(config: MutableMapping[str, t.Any], names: t.Iterable[str]) -> None:
+    """Turn number settings given as numeric strings into numbers, in place.
+
+    meltano.yml declares number settings `kind: string` (Meltano 4.4 cannot pass a `decimal`
+    setting that comes from an environment variable; see scripts/meltano_settings.py), so
+    Meltano passes them on as strings, as the SDK's own `--config=ENV` parsing does.
+    """
+    for name in names:
+        value = config.get(name)
+        if not isinstance(value, str):
+            continue
+        text = value.strip()
+        number = float(text) if _NUMERIC_STRING.fullmatch(text) else math.nan
+        if not math.isfinite(number):
+            msg = f"Setting `{name}`: expected a number, got {value!r}"
+            raise ConfigValidationError(msg, errors=[msg])
+        config[name] = number
+
+
 class _SettlingStateWriter(StateWriter):
     """Completes the incremental streams' boundary digests before each STATE message."""
 
@@ -225,6 +263,13 @@ class TapPipedrive(Tap):
             kwargs["catalog"] = self._keep_known_columns(catalog)
         super().__init__(*args, state=state, **kwargs)
         self._state_writer = _SettlingStateWriter(self.message_writer, self._settle_boundaries)
+
+    @override
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        # The one place config is coerced: after the SDK has merged files and environment
+        # variables, before it checks the values against the schema.
+        coerce_numbers(self._config, number_settings(self.config_jsonschema))
+        return super()._validate_config(raise_errors=raise_errors)
 
     def _settle_boundaries(self) -> None:
         for stream in (self._streams or {}).values():

@@ -1,4 +1,4 @@
-"""Settings: the config schema, boolean coercion, and the connection they describe.
+"""Settings: the config schema, boolean and number coercion, and the connection they describe.
 
 Names follow the existing target-postgres plugins where the concept is the same
 (`database_url`, `host`/`port`/`user`/`password`/`database`, `default_target_schema`,
@@ -10,6 +10,7 @@ Names follow the existing target-postgres plugins where the concept is the same
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping, MutableMapping
@@ -201,6 +202,35 @@ CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
 ).to_dict()
 
 
+def _types(prop: Mapping[str, Any]) -> list[str]:
+    types = prop.get("type") or []
+    return [types] if isinstance(types, str) else list(types)
+
+
+# Numbers may arrive as strings too: meltano.yml declares them `kind: string`, because Meltano
+# 4.4 cannot pass a `decimal` setting that comes from an environment variable (see
+# scripts/meltano_settings.py). Every number-typed setting of the schema, so none is missed.
+NUMBER_SETTINGS = tuple(
+    name
+    for name, prop in CONFIG_SCHEMA["properties"].items()
+    if "number" in _types(prop) and "string" not in _types(prop)
+)
+# A decimal number as written in an environment variable: 0.5, 60, .25, 1e-3 (no nan, inf, 1_000).
+_NUMERIC_STRING = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def as_number(value: Any, setting: str) -> Any:
+    """A number setting's value, a numeric string converted; other values are left as they are
+    (for the schema, or the checks below, to judge)."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    number = float(text) if _NUMERIC_STRING.fullmatch(text) else math.nan
+    if not math.isfinite(number):
+        raise InvalidSettingError(setting, f"expected a number, got {value!r}")
+    return number
+
+
 def as_bool(value: Any, setting: str) -> bool:
     """A boolean setting's value, given as a boolean or as a string."""
     if isinstance(value, bool):
@@ -211,10 +241,14 @@ def as_bool(value: Any, setting: str) -> bool:
 
 
 def normalize(config: MutableMapping[str, Any]) -> None:
-    """Coerce boolean settings in place, check enumerations, expand the target schema."""
+    """Coerce boolean and number settings in place, check enumerations, expand the target
+    schema. The target calls it before the SDK validates the config against the schema."""
     for name in BOOLEAN_SETTINGS:
         if name in config and config[name] is not None:
             config[name] = as_bool(config[name], name)
+    for name in NUMBER_SETTINGS:
+        if name in config and config[name] is not None:
+            config[name] = as_number(config[name], name)
     method = config.get("load_method") or "upsert"
     if method not in LOAD_METHODS:
         raise InvalidSettingError("load_method", f"expected one of {LOAD_METHODS}, got {method!r}")

@@ -77,7 +77,6 @@ class TargetPipeboardPostgres(SQLTarget):
         self._watcher: threading.Thread | None = None
         self._deferred_error: BaseException | None = None
         super().__init__(**kwargs)
-        settings.normalize(self._config)
         self._wait_limit = float(
             self.config.get("batch_wait_limit_seconds") or settings.DEFAULT_BATCH_WAIT_LIMIT
         )
@@ -101,6 +100,13 @@ class TargetPipeboardPostgres(SQLTarget):
         self.stage_history = stage_history.StageHistorySettings.from_config(
             self.config.get(stage_history.SETTING_NAME)
         )
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        # The one place config is coerced: after the SDK has merged files and environment
+        # variables, before it checks the values against the schema (which wants numbers where
+        # Meltano passes strings, see settings.NUMBER_SETTINGS).
+        settings.normalize(self._config)
+        return super()._validate_config(raise_errors=raise_errors)
 
     @property
     def target_connector(self) -> PostgresConnector:
