@@ -114,6 +114,28 @@ def test_value_not_fitting_its_type_names_stream_line_and_column(run_target, row
     assert json.loads(capsys.readouterr().out.strip()) == {"at": 2}
 
 
+def test_integer_past_64_bits_is_refused_clearly_or_loaded_exactly(run_target, rows):
+    # The fast decoder reads an integer literal past 64 bits as a float: never stored rounded.
+    text = "\n".join(
+        [
+            SCHEMA,
+            rec(1),
+            '{"type": "RECORD", "stream": "deals", "record": '
+            '{"id": 2, "value": -9223372036854775809}}',
+        ]
+    )
+    with pytest.raises(BatchLoadError) as info:
+        run_target(text + "\n")
+    message = str(info.value)
+    assert "stream 'deals'" in message
+    assert "out of range for bigint" in message
+    assert "exact_numbers" in message
+    assert rows("deals", "id") == []
+    # With exact numbers the same value is an exact integer, which bigint refuses as such.
+    with pytest.raises(BatchLoadError, match="out of range"):
+        run_target(text + "\n", exact_numbers=True)
+
+
 def test_lost_connection_mid_run(target_config, rows, postgres_url, capsys):
     target = TargetPipeboardPostgres(config={**target_config, "batch_size_rows": 2})
 

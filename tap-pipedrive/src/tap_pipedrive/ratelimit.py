@@ -16,6 +16,10 @@ from collections.abc import Callable, Mapping
 from tap_pipedrive.store import KEY_PREFIX, CounterStore
 
 
+# Slots a window may hold while the API has not said its limit yet: never blocks, only logs.
+_UNKNOWN_LIMIT = 1_000_000
+
+
 def header_number(headers: Mapping[str, str], name: str) -> float | None:
     """A numeric header, or None when absent or unparsable."""
     raw = headers.get(name)
@@ -55,11 +59,13 @@ class BurstLimiter:
             if blocked_until > now:
                 self._pause(blocked_until - now)
                 continue
-            if self._limit is None:
-                return
-            # A sliding window (with a little slack for network latency) keeps any window the
-            # API measures within the limit, however its windows are aligned.
-            wait = self._store.reserve(f"{self._prefix}:slots", self._limit, self._window + 0.1)
+            # A sliding window (with a little slack for network latency, and one slot of
+            # headroom for requests whose arrival other processes' jitter reorders) keeps any
+            # window the API measures within the limit, however its windows are aligned. Before
+            # the first answer tells the limit, requests are still logged in the shared window,
+            # so processes starting together count each other's first requests.
+            limit = _UNKNOWN_LIMIT if self._limit is None else max(1, self._limit - 1)
+            wait = self._store.reserve(f"{self._prefix}:slots", limit, self._window + 0.2)
             if wait <= 0:
                 return
             self._pause(wait)

@@ -62,6 +62,11 @@ class TableLayout:
     widened: int = 0
 
 
+# Postgres refusing a float's text for a bigint column: an integer literal past 64 bits, which
+# the fast JSON decoder turns into a float.
+_FLOAT_FOR_BIGINT = re.compile(r'type (bigint|integer|smallint): "-?\d(\.\d+)?e[+-]?\d+"')
+
+
 class BatchFailure(Exception):
     """A batch could not be loaded; ``row`` is the 0-based batch row at fault, if known."""
 
@@ -342,7 +347,15 @@ class PostgresConnector(SQLConnector):
             context = getattr(exc.diag, "context", None) or ""
             match = _COPY_LINE.search(context)
             failed = int(match.group(1)) - 1 if match else index
-            raise BatchFailure(self.describe_error(exc), failed) from exc
+            problem = self.describe_error(exc)
+            overflowed = isinstance(exc, psycopg.errors.InvalidTextRepresentation)
+            if overflowed and _FLOAT_FOR_BIGINT.search(problem):
+                problem += (
+                    " (an integer out of range for bigint: JSON integers past 64 bits are read as "
+                    "floats; set `exact_numbers: true` to read them exactly, or give the property "
+                    "bounds or `x-sql-datatype: numeric`)"
+                )
+            raise BatchFailure(problem, failed) from exc
 
     def load_batch(
         self,
