@@ -4,6 +4,9 @@
 # dashboard queries) and prometheus-alertmanager/amtool (config check, alerts delivered to a
 # receiver). From Debian's packages; nothing happens when they are already installed.
 set -euo pipefail
+# Parallel test workers may call this at once: one installs, the others wait and find it done.
+exec 9>"${TMPDIR:-/tmp}/pipeboard-install-test-services.lock"
+flock 9
 missing=()
 command -v prometheus-pushgateway >/dev/null || missing+=(prometheus-pushgateway)
 command -v prometheus >/dev/null && command -v promtool >/dev/null || missing+=(prometheus)

@@ -51,7 +51,11 @@ def test_parallel_processes_share_the_burst_limit_and_token_count(
             assert sorted(ids) == sorted(r["id"] for r in sim.truth("persons"))
         stats = sim.stats()["total"]
         assert stats["requests"] > 20  # more than one window's worth, so sharing mattered
-        assert stats["responses_429"] == 0
+        # Unshared, the two processes would draw a dozen 429s here (34 requests in the first
+        # window of 20). Shared, none, except that on a starved machine a process can stall
+        # between taking its slot and sending, so its request lands in a later window: at most
+        # one 429 then, which the tap waits out.
+        assert stats["responses_429"] <= 1
         today = dt.datetime.now(dt.UTC).date().isoformat()
         shared = int(client.get(f"{KEY_PREFIX}:domain:{redis_prefix}:tokens:{today}"))
         assert shared == stats["tokens"]
