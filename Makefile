@@ -6,6 +6,9 @@ UV     := $(BIN)/uv
 PKGS   := -e ./pipedrive-simulator -e ./tap-pipedrive -e ./target-pipeboard-postgres
 STAMP  := $(VENV)/.pipeboard-installed
 PYTEST_ARGS ?=
+# Two workers: most tests wait on subprocesses, Postgres and HTTP, so two run well on two cores;
+# a test module stays on one worker (its module fixtures are shared).
+PYTEST_WORKERS ?= 2
 
 .PHONY: setup demo test lint typecheck bench lock clean
 
@@ -26,7 +29,8 @@ demo: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
 
 test: setup
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile \
+	  $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check .
