@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 HERE = Path(__file__).resolve().parent
-SPEC_DIR = HERE.parents[2] / "shared" / "pipedrive-openapi"
+SPEC_DIR = HERE.parents[1] / "vendor" / "pipedrive-openapi"
 OUT = HERE.parent / "src" / "pipedrive_simulator" / "spec_costs.json"
 METHODS = ("get", "post", "put", "patch", "delete")
 

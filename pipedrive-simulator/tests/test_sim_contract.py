@@ -15,9 +15,7 @@ import yaml
 from openapi_core import Config, OpenAPI
 from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
 
-SPEC_DIR = Path(__file__).resolve().parents[3] / "shared" / "pipedrive-openapi"
-if not SPEC_DIR.is_dir():  # the workspace's sibling checkout of the shared material
-    SPEC_DIR = Path("/work/shared/pipedrive-openapi")
+SPEC_DIR = Path(__file__).resolve().parents[2] / "vendor" / "pipedrive-openapi"
 SCHEMA_KEYS = ("type", "properties", "allOf", "oneOf", "anyOf", "items")
 
 

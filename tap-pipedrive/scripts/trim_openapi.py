@@ -18,9 +18,7 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-SPEC_DIR = ROOT.parent.parent / "shared" / "pipedrive-openapi"
-if not SPEC_DIR.is_dir():  # the workspace copy lives next to the repository
-    SPEC_DIR = Path("/work/shared/pipedrive-openapi")
+SPEC_DIR = ROOT.parent / "vendor" / "pipedrive-openapi"
 OUTPUT = ROOT / "src" / "tap_pipedrive" / "openapi" / "pipedrive.json"
 
 SPECS = {"v2": "pipedrive-api-v2.openapi.yaml", "v1": "pipedrive-api-v1.openapi.yaml"}

@@ -23,9 +23,7 @@ from tap_pipedrive.pagination import (
 from tap_pipedrive.resilience import BurstLimitedError, backoff_waits
 from tap_pipedrive.tap import CONFIG_SCHEMA, TapPipedrive, coerce_numbers, number_settings
 
-RECORDED = Path("/work/shared/pipedrive-recorded")
-if not RECORDED.is_dir():
-    RECORDED = Path(__file__).resolve().parents[3] / "shared" / "pipedrive-recorded"
+RECORDED = Path(__file__).resolve().parents[2] / "vendor" / "pipedrive-recorded"
 
 
 def _response(body: bytes | str | object, url: str = "https://x.test/api/v2/deals"):

@@ -15,7 +15,6 @@ from collections.abc import Callable, Mapping
 
 from tap_pipedrive.store import KEY_PREFIX, CounterStore
 
-
 # Slots a window may hold while the API has not said its limit yet: never blocks, only logs.
 _UNKNOWN_LIMIT = 1_000_000
 
