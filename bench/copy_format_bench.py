@@ -10,7 +10,8 @@ sending them:
 
 - text: objects dumped to JSON text with orjson, ``COPY ... FROM STDIN`` (text), ``write_row``
   (what the target does);
-- binary: date-times, dates and times parsed into Python objects, objects wrapped in ``Jsonb``
+- binary: date-times, dates and times parsed into Python objects, fractional numbers made
+  ``Decimal`` (psycopg's binary numeric dumper refuses floats), objects wrapped in ``Jsonb``
   (dumped with orjson), ``copy.set_types`` with the column types, ``COPY ... (FORMAT BINARY)``.
 
 Each is run ``--repeat`` times into a fresh temporary table; the best time is reported.
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import time
 import uuid
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +111,7 @@ def main() -> None:
             time_at = [i for i, k in enumerate(kinds) if k.startswith("timestamp")]
             date_at = [i for i, k in enumerate(kinds) if k == "date"]
             clock_at = [i for i, k in enumerate(kinds) if k.startswith("time ")]
+            numeric_at = [i for i, k in enumerate(kinds) if k == "numeric"]
             oids = [
                 conn.execute("select %s::regtype::oid", (k,)).fetchone()[0]  # type: ignore[index]
                 for k in kinds
@@ -141,6 +144,9 @@ def main() -> None:
                     for i in clock_at:
                         if values[i] is not None:
                             values[i] = dt.time.fromisoformat(values[i])
+                    for i in numeric_at:  # binary numeric takes Decimal or int, not float
+                        if type(values[i]) is float:
+                            values[i] = Decimal(repr(values[i]))
                     out.append(values)
                 return out
 
