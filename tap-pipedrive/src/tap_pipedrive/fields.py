@@ -228,21 +228,21 @@ class CustomFieldFlattener:
     API v2 records hold the values in a ``custom_fields`` object; API v1 records (leads) hold
     them as top-level hash keys, composite values split over sibling keys (``<key>_currency``,
     ``<key>_until``, ...), enum ids as strings and sets as comma-separated ids: ``v1=True``.
+
+    The per-record work runs for every record of every run (tens of thousands per second), so
+    it is compiled once per field list into one straight-line function (see
+    :func:`compile_flattener`) instead of looping over the fields for each record.
     """
 
-    __slots__ = ("_composite", "_enum", "_plain", "_set", "_v1_keys")
+    __slots__ = ("_flatten", "_v1_keys")
 
     def __init__(self, fields: t.Iterable[CustomField], *, v1: bool = False) -> None:
-        self._plain: list[tuple[str, str]] = []
-        self._enum: list[tuple[str, str, dict[t.Any, str]]] = []
-        self._set: list[tuple[str, str, dict[t.Any, str]]] = []
-        self._composite: list[tuple[str, tuple[tuple[tuple[str, ...], str], ...]]] = []
+        fields = list(fields)
         # v1: (hash key, (part, top-level key) per part of a composite value, else None).
-        self._v1_keys: list[tuple[str, tuple[tuple[str, str], ...] | None]] | None = (
-            [] if v1 else None
-        )
-        for f in fields:
-            if self._v1_keys is not None:
+        self._v1_keys: list[tuple[str, tuple[tuple[str, str], ...] | None]] | None = None
+        if v1:
+            self._v1_keys = []
+            for f in fields:
                 composite = COMPOSITE_PARTS.get(f.field_type)
                 self._v1_keys.append(
                     (
@@ -252,17 +252,7 @@ class CustomFieldFlattener:
                         else tuple((sub, f"{f.key}{suffix}") for sub, suffix, _ in composite),
                     )
                 )
-            if f.field_type == "enum":
-                self._enum.append((f.key, f.column, f.options))
-            elif f.field_type == "set":
-                self._set.append((f.key, f.column, f.options))
-            elif f.field_type in COMPOSITE_PARTS:
-                parts = tuple(
-                    (_PART_ALIASES.get(sub, (sub,)), column) for sub, column, _ in f.parts
-                )
-                self._composite.append((f.key, parts))
-            else:
-                self._plain.append((f.key, f.column))
+        self._flatten = compile_flattener(fields)
 
     def _pop_v1_values(self, record: dict[str, t.Any]) -> dict[str, t.Any]:
         """Take a v1 record's custom-field keys out of it, as v2-shaped values."""
@@ -280,33 +270,69 @@ class CustomFieldFlattener:
             values = record.pop("custom_fields", None) or {}
         else:
             values = self._pop_v1_values(record)
-        get = values.get
-        for key, column in self._plain:
-            record[column] = get(key)
-        for key, column, options in self._enum:
-            record[column] = _label(get(key), options)
-        for key, column, options in self._set:
-            chosen = get(key)
-            if chosen is None:
-                record[column] = None
-            else:
-                if isinstance(chosen, str):
-                    chosen = [c for c in chosen.split(",") if c]
-                record[column] = [_label(c, options) for c in chosen]
-        for key, parts in self._composite:
-            value = get(key)
-            if isinstance(value, dict):
-                for names, column in parts:
-                    found = value.get(names[0])
-                    if found is None and len(names) > 1:
-                        found = value.get(names[1])
-                    record[column] = found
-            else:
-                first = True
-                for _, column in parts:
-                    record[column] = value if first else None
-                    first = False
+        self._flatten(record, values.get)
         return record
+
+
+_Flatten = t.Callable[[dict[str, t.Any], t.Callable[[str], t.Any]], None]
+
+
+def _literal(text: str) -> str:
+    """``text`` as a Python string literal (``repr`` of a ``str`` is always one)."""
+    if type(text) is not str:
+        msg = f"Expected a field key or column name as text, got {type(text).__name__}"
+        raise TypeError(msg)
+    return repr(text)
+
+
+def compile_flattener(fields: t.Sequence[CustomField]) -> _Flatten:
+    """One function ``flatten(record, get)`` setting every column of ``fields`` in ``record``.
+
+    ``get`` looks a value up by the field's Pipedrive key. Keys and column names enter the
+    source only as string literals, option maps only by index into ``O``.
+    """
+    lines = ["def flatten(record, get):"]
+    options: list[dict[t.Any, str]] = []
+    for f in fields:
+        key = _literal(f.key)
+        if f.field_type in ("enum", "set"):
+            index = len(options)
+            options.append(f.options)
+            lines.append(f"    v = get({key}); o = O[{index}]")
+            if f.field_type == "enum":
+                # The common case (an int id with a label) without a call; the rest by _label.
+                value = "(type(v) is int and o.get(v)) or L(v, o)"
+            else:
+                value = "None if v is None else S(v, o)"
+            lines.append(f"    record[{_literal(f.column)}] = {value}")
+        elif f.field_type in COMPOSITE_PARTS:
+            parts = [(_PART_ALIASES.get(sub, (sub,)), column) for sub, column, _ in f.parts]
+            lines.append(f"    v = get({key})")
+            lines.append("    if type(v) is dict:")
+            for names, column in parts:
+                found = f"v.get({_literal(names[0])})"
+                if len(names) > 1:
+                    lines.append(f"        x = {found}")
+                    found = f"x if x is not None else v.get({_literal(names[1])})"
+                lines.append(f"        record[{_literal(column)}] = {found}")
+            lines.append("    else:")
+            for position, (_, column) in enumerate(parts):
+                lines.append(
+                    f"        record[{_literal(column)}] = {'v' if position == 0 else 'None'}"
+                )
+        else:
+            lines.append(f"    record[{_literal(f.column)}] = get({key})")
+    lines.append("    return None")
+    namespace: dict[str, t.Any] = {"O": tuple(options), "L": _label, "S": _labels}
+    exec(compile("\n".join(lines) + "\n", "<custom-field flattener>", "exec"), namespace)  # noqa: S102
+    return namespace["flatten"]  # type: ignore[no-any-return]
+
+
+def _labels(chosen: t.Any, options: dict[t.Any, str]) -> list[t.Any]:
+    """A set field's chosen ids (a list, or v1's comma-separated text) as labels."""
+    if isinstance(chosen, str):
+        chosen = [c for c in chosen.split(",") if c]
+    return [_label(c, options) for c in chosen]
 
 
 def _label(value: t.Any, options: dict[t.Any, str]) -> t.Any:
