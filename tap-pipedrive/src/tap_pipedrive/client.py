@@ -139,8 +139,9 @@ class PipedriveStream(RESTStream[t.Any]):
             return
         # Records are JSON from the API already typed as the schema says, so the SDK's
         # per-value conformance pass is skipped; only unselected or unknown keys are dropped.
-        extra = record.keys() - self._selected_properties
-        if extra:
+        selected = self._selected_properties
+        if not selected.issuperset(record):
+            extra = record.keys() - selected
             if not self._warned_extra:
                 self._warned_extra = True
                 self.logger.info(
@@ -330,11 +331,12 @@ class PipedriveStream(RESTStream[t.Any]):
 
     # -- reconciliation ------------------------------------------------------------------------
 
-    @property
+    # Both are read for every record; the config does not change during a run.
+    @cached_property
     def reconciling(self) -> bool:
         return bool(self.config.get("reconcile", False))
 
-    @property
+    @cached_property
     @override
     def replication_method(self) -> str:
         if self.reconciling:
@@ -479,6 +481,34 @@ class IncrementalStream(PipedriveStream):
                 self._group_digests[ident] = digest
                 return None
         return processed
+
+    @cached_property
+    def _plain_bookmark(self) -> bool:
+        """Whether the bookmark is the stream's own sorted ``replication_key_value``: the case
+        :meth:`_increment_stream_state` handles without the SDK's general path."""
+        return (
+            self.replication_method == "INCREMENTAL"
+            and self.replication_key is not None
+            and self.is_sorted
+            and self.state_partitioning_keys is None
+        )
+
+    @override
+    def _increment_stream_state(
+        self, latest_record: dict[str, t.Any], *, context: Context | None = None
+    ) -> None:
+        # The SDK's increment for a sorted stream, per record, for the common case of text
+        # timestamps in order; anything else (out of order, other types) takes its path.
+        state = self._state_ref
+        if state is not None and self._plain_bookmark:
+            key = self.replication_key
+            value = latest_record.get(key)
+            old = state.get("replication_key_value")
+            if type(value) is str and (old is None or (type(old) is str and value >= old)):
+                state["replication_key"] = key
+                state["replication_key_value"] = value
+                return
+        super()._increment_stream_state(latest_record, context=context)
 
     def _join_boundary(self, stamp: str) -> None:
         if stamp != self._group_at:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import re
@@ -244,7 +245,13 @@ class _SettlingStateWriter(StateWriter):
     @override
     def write_state(self, state: t.Any) -> None:
         self._settle()
+        # The records a state covers go out before it, even when an unchanged state is skipped.
+        self._write_records()
         super().write_state(state)
+
+    def _write_records(self) -> None:
+        if isinstance(self._message_writer, OrjsonSingerWriter):
+            self._message_writer.write_records()
 
 
 class TapPipedrive(Tap):
@@ -345,6 +352,11 @@ class TapPipedrive(Tap):
     @override  # type: ignore[misc]
     def sync_all(self) -> None:
         metrics = self.api.metrics
+        # Every page parses into thousands of new dicts, each a tick of the cyclic garbage
+        # collector, whose full passes would walk everything start-up built (modules, schemas,
+        # catalog) again and again: a tenth of a sync's CPU. Freezing keeps those passes to
+        # the objects of the sync itself; records are freed by reference counting anyway.
+        gc.freeze()
         try:
             self._remember_columns()
             super().sync_all()
@@ -355,6 +367,9 @@ class TapPipedrive(Tap):
             self._state_writer.write_state(self.state)
             raise
         finally:
+            gc.unfreeze()
+            if isinstance(self.message_writer, OrjsonSingerWriter):
+                self.message_writer.write_records()
             self._push_metrics()
             self.api.close()
 
