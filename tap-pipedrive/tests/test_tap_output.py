@@ -1,21 +1,84 @@
-"""The record hot path: batched output that never lets a STATE overtake its records, and the
-bookmark increment that must agree with the SDK's own."""
+"""The record hot path: response bodies read in large chunks, batched output that never lets a
+STATE overtake its records, and the bookmark increment that must agree with the SDK's own."""
 
 from __future__ import annotations
 
 import datetime as dt
 import io
 import json
+import socket
 import sys
+import threading
 
 import pytest
+import requests
 from singer_sdk.exceptions import InvalidStreamSortException
 from singer_sdk.singerlib.messages import StateMessage
 from singer_sdk.streams import Stream
+from tap_pipedrive.api import BODY_CHUNK_BYTES, read_body
 from tap_pipedrive.output import RECORD_BATCH_BYTES, OrjsonSingerWriter
 from tap_pipedrive.tap import TapPipedrive
 
 EXTRACTED = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+
+
+class _RawHttpServer:
+    """Answers each connection's requests with the given raw responses, one per request."""
+
+    def __init__(self, answers: list[bytes]) -> None:
+        self.answers = answers
+        self.connections = 0
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/api/v2/deals"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while self.answers:
+            conn, _ = self.sock.accept()
+            self.connections += 1
+            with conn:
+                while self.answers:
+                    if not conn.recv(65536):
+                        break
+                    answer = self.answers.pop(0)
+                    conn.sendall(answer)
+                    if b"Connection: close" in answer:
+                        break
+        self.sock.close()
+
+
+def _http(body: bytes, *, length: int | None = None, close: bool = False) -> bytes:
+    head = [
+        "HTTP/1.1 200 OK",
+        "Content-Type: application/json",
+        f"Content-Length: {length or len(body)}",
+        *(["Connection: close"] if close else []),
+    ]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+def _get(session: requests.Session, url: str) -> requests.Response:
+    response = session.get(url, stream=True, timeout=10)
+    read_body(response)
+    return response
+
+
+def test_a_body_larger_than_one_chunk_is_read_whole_and_the_connection_reused() -> None:
+    big = json.dumps({"data": ["x" * 1000] * (2 * BODY_CHUNK_BYTES // 1000)}).encode()
+    server = _RawHttpServer([_http(big), _http(b'{"data": []}')])
+    with requests.Session() as session:
+        first = _get(session, server.url)
+        assert first.content == big
+        assert first.json()["data"][0] == "x" * 1000
+        second = _get(session, server.url)
+        assert second.json() == {"data": []}
+    assert server.connections == 1
+
+
+def test_a_body_cut_short_is_a_retriable_read_error() -> None:
+    server = _RawHttpServer([_http(b'{"data": [1, 2', length=5000, close=True)])
+    with requests.Session() as session, pytest.raises(requests.exceptions.ChunkedEncodingError):
+        _get(session, server.url)
 
 
 class _BinaryStdout:

@@ -39,6 +39,21 @@ if t.TYPE_CHECKING:
 
 DEFAULT_API_URL = "https://api.pipedrive.com"
 LOGGER = logging.getLogger("tap-pipedrive.api")
+#: Bytes per read of a response body. requests reads 10 KB at a time, 170 reads for a page of
+#: 500 deals, which costs about twice the CPU of reading it in one go.
+BODY_CHUNK_BYTES = 1 << 20
+
+
+def read_body(response: requests.Response) -> None:
+    """Read a response sent with ``stream=True`` to the end, in large chunks.
+
+    Afterwards the response is like one sent without streaming: ``content`` holds the body and
+    the connection is back in the pool. Read errors are requests' own (``ChunkedEncodingError``
+    for a truncated body, ``ConnectionError`` for a timeout).
+    """
+    # requests keeps the body in ``_content``; its ``content`` property would read it again in
+    # 10 KB chunks through the same iter_content.
+    response._content = b"".join(response.iter_content(BODY_CHUNK_BYTES))
 
 
 @dataclass(frozen=True)
@@ -170,7 +185,8 @@ class PipedriveApi:
         self.auth(request)
         metrics = self.metrics
         try:
-            response = self.session.send(request, timeout=self.timeout)
+            response = self.session.send(request, timeout=self.timeout, stream=True)
+            read_body(response)
         except requests.RequestException as exc:
             metrics.api_requests.labels(endpoint, type(exc).__name__).inc()
             raise
