@@ -4,6 +4,12 @@ The tap must not parse the 1 MB YAML files at run time (seconds per start), so t
 extracts each stream's record schema and every GET operation's token cost into
 ``src/tap_pipedrive/openapi/pipedrive.json``. A test regenerates it and fails when it is stale.
 
+The specs' response schemas leave out some properties the real API sends (v2 deals'
+``creator_user_id``, ``archive_time`` and ``local_*_date``, v1 leads' ``archive_time``, ...). A
+record schema therefore also gets every property that the real responses recorded in
+``vendor/pipedrive-recorded`` show for the stream's own endpoint, typed from the recorded
+values (or, where they are all null, from a ``_time``/``_date`` name).
+
 Usage: python scripts/trim_openapi.py [--check]
 """
 
@@ -11,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,6 +26,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC_DIR = ROOT.parent / "vendor" / "pipedrive-openapi"
+RECORDED_DIR = ROOT.parent / "vendor" / "pipedrive-recorded" / "nango-recorded"
 OUTPUT = ROOT / "src" / "tap_pipedrive" / "openapi" / "pipedrive.json"
 
 SPECS = {"v2": "pipedrive-api-v2.openapi.yaml", "v1": "pipedrive-api-v1.openapi.yaml"}
@@ -133,6 +141,60 @@ def _list_item_schema(spec: dict[str, Any], path: str) -> dict[str, Any]:
     return schema
 
 
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}")
+
+
+def _recorded_rows(version: str, path: str) -> list[dict[str, Any]]:
+    """Records of real responses to ``GET /{version}{path}`` (or one item of it)."""
+    own = re.compile(rf"(/api)?/{version}{re.escape(path)}(/[^/]+)?")
+    rows: list[dict[str, Any]] = []
+    for file in sorted(RECORDED_DIR.glob("*.json")):
+        for recorded_path, exchange in json.loads(file.read_text()).get("GET", {}).items():
+            if exchange.get("status") != 200 or not own.fullmatch(recorded_path):
+                continue
+            data = (exchange.get("response") or {}).get("data")
+            rows += [r for r in (data if isinstance(data, list) else [data]) if isinstance(r, dict)]
+    return rows
+
+
+def _observed_schema(key: str, values: list[Any]) -> dict[str, Any] | None:
+    """The JSON schema of a property from recorded values; None when they do not tell."""
+    value = next((v for v in values if v is not None), None)
+    if value is None:
+        if key.endswith("_time"):
+            return {"type": ["string", "null"], "format": "date-time"}
+        if key.endswith("_date"):
+            return {"type": ["string", "null"], "format": "date"}
+        return None
+    if isinstance(value, bool):
+        return {"type": ["boolean", "null"]}
+    if isinstance(value, int):
+        return {"type": ["integer", "null"]}
+    if isinstance(value, float):
+        return {"type": ["number", "null"]}
+    if isinstance(value, str):
+        if _DATETIME.fullmatch(value[:19]) and (key.endswith("_time") or len(value) > 10):
+            return {"type": ["string", "null"], "format": "date-time"}
+        if _DATE.fullmatch(value):
+            return {"type": ["string", "null"], "format": "date"}
+        return {"type": ["string", "null"]}
+    if isinstance(value, list):
+        return {"type": ["array", "null"]}
+    return {"type": ["object", "null"]}
+
+
+def _record_schema(spec: dict[str, Any], version: str, path: str) -> dict[str, Any]:
+    schema = _list_item_schema(spec, path)
+    props: dict[str, Any] = schema["properties"]
+    rows = _recorded_rows(version, path)
+    for key in sorted({k for row in rows for k in row} - set(props)):
+        observed = _observed_schema(key, [row.get(key) for row in rows])
+        if observed is not None:
+            props[key] = observed
+    return schema
+
+
 def build() -> dict[str, Any]:
     specs = {v: yaml.safe_load((SPEC_DIR / f).read_text()) for v, f in SPECS.items()}
     costs: dict[str, int] = {}
@@ -147,7 +209,7 @@ def build() -> dict[str, Any]:
             "version": version,
             "path": f"/api/{version}{path}",
             "token_cost": costs[f"GET /api/{version}{path}"],
-            "schema": _list_item_schema(specs[version], path),
+            "schema": _record_schema(specs[version], version, path),
         }
         for name, (version, path) in STREAM_ENDPOINTS.items()
     }
