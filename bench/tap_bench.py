@@ -15,6 +15,10 @@ every other stream). Requests, tokens and 429s per endpoint come from the simula
 The API-cost runs use plan ``unlimited`` (nothing refused); ``--plan essential`` (or another
 plan) applies that plan's burst limits, so 429s show.
 
+The throughput part also runs ``bench/floor_reader.py`` before each tap run (the same pages
+fetched, parsed and written as RECORD lines, nothing else), so the tap's rate can be read
+against what the machine allowed in the same minutes.
+
 Prints a Markdown section for bench/RESULTS.md (heading "Tap"). Each tap run is a separate
 process (the console script), so its CPU time is measured alone with ``getrusage``.
 """
