@@ -225,6 +225,19 @@ def test_flattener_value_shapes():
     assert row["hq_address"] is None
     assert row["hq_address_locality"] is None
     assert flatten({"custom_fields": {enum: 99}})["stage_kind"] == "99"  # unknown option kept
+    # v2 sends a set as a list of ids; any other element shape still becomes its label.
+    listed = [2, 1, {"id": 1, "label": "Uno"}, {"id": 2}, "1", 7]
+    assert flatten({"custom_fields": {tags: listed}})["tags"] == [
+        "Two",
+        "One",
+        "Uno",
+        "Two",
+        "One",
+        "7",
+    ]
+    assert flatten({"custom_fields": {tags: []}})["tags"] == []
+    assert flatten({"custom_fields": {tags: None}})["tags"] is None
+    assert flatten({"custom_fields": None})["tags"] is None
 
 
 def test_v1_flattener_reads_top_level_keys_of_a_recorded_lead():
