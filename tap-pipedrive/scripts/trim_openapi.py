@@ -147,7 +147,8 @@ _DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}")
 
 def _recorded_rows(version: str, path: str) -> list[dict[str, Any]]:
     """Records of real responses to ``GET /{version}{path}`` (or one item of it)."""
-    own = re.compile(rf"(/api)?/{version}{re.escape(path)}(/[^/]+)?")
+    item = r"\d+|[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}"  # an id or a lead's UUID
+    own = re.compile(rf"(/api)?/{version}{re.escape(path)}(/({item}))?")
     rows: list[dict[str, Any]] = []
     for file in sorted(RECORDED_DIR.glob("*.json")):
         for recorded_path, exchange in json.loads(file.read_text()).get("GET", {}).items():

@@ -236,22 +236,16 @@ def coerce_numbers(config: MutableMapping[str, t.Any], names: t.Iterable[str]) -
 
 
 class _SettlingStateWriter(StateWriter):
-    """Completes the incremental streams' boundary digests before each STATE message."""
+    """Runs ``before_state`` (boundary digests, pending records) before each STATE message."""
 
-    def __init__(self, message_writer: t.Any, settle: t.Callable[[], None]) -> None:
+    def __init__(self, message_writer: t.Any, before_state: t.Callable[[], None]) -> None:
         super().__init__(message_writer)
-        self._settle = settle
+        self._before_state = before_state
 
     @override
     def write_state(self, state: t.Any) -> None:
-        self._settle()
-        # The records a state covers go out before it, even when an unchanged state is skipped.
-        self._write_records()
+        self._before_state()
         super().write_state(state)
-
-    def _write_records(self) -> None:
-        if isinstance(self._message_writer, OrjsonSingerWriter):
-            self._message_writer.write_records()
 
 
 class TapPipedrive(Tap):
@@ -269,7 +263,7 @@ class TapPipedrive(Tap):
         if isinstance(catalog, dict):
             kwargs["catalog"] = self._keep_known_columns(catalog)
         super().__init__(*args, state=state, **kwargs)
-        self._state_writer = _SettlingStateWriter(self.message_writer, self._settle_boundaries)
+        self._state_writer = _SettlingStateWriter(self.message_writer, self._before_state)
 
     @override
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
@@ -277,6 +271,15 @@ class TapPipedrive(Tap):
         # variables, before it checks the values against the schema.
         coerce_numbers(self._config, number_settings(self.config_jsonschema))
         return super()._validate_config(raise_errors=raise_errors)
+
+    def _before_state(self) -> None:
+        self._settle_boundaries()
+        # The records a state covers go out before it, even when an unchanged state is skipped.
+        self._write_pending_records()
+
+    def _write_pending_records(self) -> None:
+        if isinstance(self.message_writer, OrjsonSingerWriter):
+            self.message_writer.write_records()
 
     def _settle_boundaries(self) -> None:
         for stream in (self._streams or {}).values():
@@ -368,8 +371,7 @@ class TapPipedrive(Tap):
             raise
         finally:
             gc.unfreeze()
-            if isinstance(self.message_writer, OrjsonSingerWriter):
-                self.message_writer.write_records()
+            self._write_pending_records()
             self._push_metrics()
             self.api.close()
 
