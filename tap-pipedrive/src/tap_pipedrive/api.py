@@ -155,15 +155,17 @@ class PipedriveApi:
         *,
         cost: int,
         validate: t.Callable[[dict[str, t.Any]], None] | None = None,
+        decode: t.Callable[[bytes], dict[str, t.Any] | None] | None = None,
     ) -> requests.Response:
         """Send one request through the breaker; raise the error class its outcome deserves.
 
         ``validate`` checks the parsed body (e.g. a list page must have a list); its errors count
-        as failures like any other.
+        as failures like any other. ``decode`` is the stream's own body decoder, if it has one
+        (see :func:`~tap_pipedrive.pagination.response_body`).
         """
         try:
             response: requests.Response = self.breaker.call(
-                self._send, request, endpoint, cost, validate
+                self._send, request, endpoint, cost, validate, decode
             )
             return response
         except pybreaker.CircuitBreakerError:
@@ -179,6 +181,7 @@ class PipedriveApi:
         endpoint: str,
         cost: int,
         validate: t.Callable[[dict[str, t.Any]], None] | None,
+        decode: t.Callable[[bytes], dict[str, t.Any] | None] | None = None,
     ) -> requests.Response:
         self.budget.check(cost)
         self.limiter.acquire()
@@ -230,7 +233,8 @@ class PipedriveApi:
         if status >= 400:
             msg = f"{status} from GET {endpoint}: {_error_text(response)}"
             raise GoneError(msg) if status in (404, 410) else FatalAPIError(msg)
-        body = response_body(response)  # malformed bodies raise here, inside retry and breaker
+        # Malformed bodies raise here, inside retry and breaker.
+        body = response_body(response, decode)
         if validate is not None:
             validate(body)
         return response

@@ -37,6 +37,7 @@ from tap_pipedrive.pagination import (
 )
 from tap_pipedrive.progress import Progress, parse_update_time
 from tap_pipedrive.resilience import backoff_waits
+from tap_pipedrive.typed_pages import TypedPages
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -64,6 +65,9 @@ class PipedriveStream(RESTStream[t.Any]):
     paginated: t.ClassVar[bool] = True
     #: Small dictionaries kept in the Redis cache (when configured).
     cacheable: t.ClassVar[bool] = False
+    #: Keys of an API record the stream reads (e.g. to decide on child requests) but does not
+    #: emit: kept in the record until it is written.
+    carried_keys: t.ClassVar[tuple[str, ...]] = ()
 
     # Records are typed by the schema already; conforming only the top level keeps the
     # per-record cost low (nested objects are passed through as the API sent them).
@@ -131,29 +135,46 @@ class PipedriveStream(RESTStream[t.Any]):
             if mask.get(("properties", name), True)
         )
 
+    @cached_property
+    def _dropped_at_write(self) -> tuple[str, ...]:
+        """Keys records may hold that are not emitted: carried keys and partition keys (the SDK
+        adds those to every record) that the catalog does not select."""
+        keys = [*self.carried_keys, *(k for p in self.partitions or () for k in p)]
+        return tuple(k for k in dict.fromkeys(keys) if k not in self._selected_properties)
+
     @override
     def _write_record_message(self, record: dict[str, t.Any]) -> None:
+        for key in self._dropped_at_write:
+            record.pop(key, None)
         writer = self._fast_output
         if writer is None:
             super()._write_record_message(record)
             return
-        # Records are JSON from the API already typed as the schema says, so the SDK's
-        # per-value conformance pass is skipped; only unselected or unknown keys are dropped.
-        selected = self._selected_properties
-        if not selected.issuperset(record):
-            extra = record.keys() - selected
-            if not self._warned_extra:
-                self._warned_extra = True
-                self.logger.info(
-                    "Properties %s of '%s' are not in the catalog schema (or not selected) and "
-                    "are not emitted.",
-                    sorted(extra),
-                    self.name,
-                )
-            for key in extra:
-                del record[key]
+        # Records are JSON from the API already typed as the schema says, and post_process
+        # left only selected properties, so the SDK's per-value conformance pass is skipped.
         writer.write_record(self.name, record, self._stream_version, self._extracted_at)
         self.state_manager.is_flushed = False
+
+    def _keep_selected(self, record: dict[str, t.Any]) -> None:
+        """Drop a record's keys that are not selected or not in the schema (logged once)."""
+        allowed = self._allowed_keys
+        if allowed.issuperset(record):
+            return
+        extra = record.keys() - allowed
+        if not self._warned_extra:
+            self._warned_extra = True
+            self.logger.info(
+                "Properties %s of '%s' are not in the catalog schema (or not selected) and "
+                "are not emitted.",
+                sorted(extra),
+                self.name,
+            )
+        for key in extra:
+            del record[key]
+
+    @cached_property
+    def _allowed_keys(self) -> frozenset[str]:
+        return self._selected_properties | frozenset(self.carried_keys)
 
     @override
     def _generate_schema_messages(self) -> t.Generator[t.Any, None, None]:
@@ -210,12 +231,40 @@ class PipedriveStream(RESTStream[t.Any]):
         self, prepared_request: requests.PreparedRequest, context: Context | None
     ) -> requests.Response:
         endpoint = self.endpoint_for(context)
+        typed = self._typed_pages
         return self.api.send(
             prepared_request,
             endpoint,
             cost=self.api.cost_of("GET", endpoint),
             validate=self.validate_body,
+            decode=None if typed is None else typed.decode,
         )
+
+    @cached_property
+    def _typed_pages(self) -> TypedPages | None:
+        """Typed decoding of the pages of a v2 list (built at the first request of the sync,
+        once the catalog's selection is known); ``None`` for the other endpoints.
+
+        Cached dictionaries keep plain JSON rows (the cache stores what the API sent).
+        """
+        if self.api_version != "v2" or not self.paginated or self.cacheable:
+            return None
+        selected = self._selected_properties
+        return TypedPages(
+            keys=list(OPENAPI.streams[self.name]["schema"]["properties"]),
+            custom_fields=self.custom_fields,
+            columns=[c for c in self.effective_schema.get("properties", {}) if c in selected],
+            deleted_flags=self.deleted_flags,
+            deleted_column=DELETED_AT if self.deleted_flags else None,
+            carried=self.carried_keys,
+        )
+
+    def row_value(self, row: t.Any, key: str) -> t.Any:
+        """A value of a row as the API sent it, whether a dict or a typed row."""
+        if isinstance(row, dict):
+            return row.get(key)
+        typed = self._typed_pages
+        return None if typed is None else typed.value(row, key)
 
     def validate_body(self, body: dict[str, t.Any]) -> None:
         """Reject a 200 whose list is ``null`` with no paging data (a glitch, not an empty list).
@@ -310,9 +359,10 @@ class PipedriveStream(RESTStream[t.Any]):
             self._write_activate_version_message(self._stream_version)
 
     @override
-    def post_process(
-        self, row: dict[str, t.Any], context: Context | None = None
-    ) -> dict[str, t.Any] | None:
+    def post_process(self, row: t.Any, context: Context | None = None) -> dict[str, t.Any] | None:
+        if not isinstance(row, dict):
+            # A typed row of a v2 page: its record is built whole (columns, delete marker).
+            return self._typed_pages.build(row)  # type: ignore[union-attr]
         if self.api_version == "v1":
             for key in self._datetime_keys:
                 value = row.get(key)
@@ -327,6 +377,7 @@ class PipedriveStream(RESTStream[t.Any]):
                 if row.get(key) == marker:
                     row[DELETED_AT] = row.get("update_time") or row.get("modified")
                     break
+        self._keep_selected(row)
         return row
 
     # -- reconciliation ------------------------------------------------------------------------
@@ -427,9 +478,14 @@ class IncrementalStream(PipedriveStream):
         return params
 
     def _digest(self, row: dict[str, t.Any]) -> int:
-        """Digest of a record as emitted (selected properties only)."""
+        """Digest of a record as emitted (selected properties only).
+
+        Nulls and key order do not count: a record built from a typed row (every column, in
+        schema order) and the same record from a plain JSON page have one digest.
+        """
         keep = self._selected_properties
-        return zlib.crc32(orjson.dumps({k: v for k, v in row.items() if k in keep}))
+        selected = {k: v for k, v in row.items() if k in keep and v is not None}
+        return zlib.crc32(orjson.dumps(selected, option=orjson.OPT_SORT_KEYS))
 
     @override
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
@@ -452,10 +508,11 @@ class IncrementalStream(PipedriveStream):
 
     @override
     def progress_span(self, rows: list[t.Any]) -> tuple[dt.datetime, dt.datetime] | None:
-        if not rows or not isinstance(rows[0], dict) or not isinstance(rows[-1], dict):
+        if not rows:
             return None
         key = self.replication_key or "update_time"
-        first, last = parse_update_time(rows[0].get(key)), parse_update_time(rows[-1].get(key))
+        first = parse_update_time(self.row_value(rows[0], key))
+        last = parse_update_time(self.row_value(rows[-1], key))
         return (first, last) if first is not None and last is not None else None
 
     @override

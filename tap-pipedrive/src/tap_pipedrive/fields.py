@@ -277,7 +277,7 @@ class CustomFieldFlattener:
 _Flatten = t.Callable[[dict[str, t.Any], t.Callable[[str], t.Any]], None]
 
 
-def _literal(text: str) -> str:
+def source_literal(text: str) -> str:
     """``text`` as a Python string literal (``repr`` of a ``str`` is always one)."""
     if type(text) is not str:
         msg = f"Expected a field key or column name as text, got {type(text).__name__}"
@@ -291,41 +291,89 @@ def compile_flattener(fields: t.Sequence[CustomField]) -> _Flatten:
     ``get`` looks a value up by the field's Pipedrive key. Keys and column names enter the
     source only as string literals, option maps only by index into ``O``.
     """
-    lines = ["def flatten(record, get):"]
-    options: list[dict[t.Any, str]] = []
-    for f in fields:
-        key = _literal(f.key)
-        if f.field_type in ("enum", "set"):
-            index = len(options)
-            options.append(f.options)
-            lines.append(f"    v = get({key}); o = O[{index}]")
-            if f.field_type == "enum":
-                # The common case (an int id with a label) without a call; the rest by _label.
-                value = "(type(v) is int and o.get(v)) or L(v, o)"
+    source = FlattenerSource(fields, value=lambda f: f"get({source_literal(f.key)})")
+    lines = ["def flatten(record, get):", *source.lines("record"), "    return None"]
+    return t.cast("_Flatten", source.compile(lines, "flatten"))
+
+
+class FlattenerSource:
+    """Python source that sets the columns of custom fields in a record dict.
+
+    Shared by the two compiled record paths: :func:`compile_flattener` (values looked up by
+    key in the API's dict) and :mod:`tap_pipedrive.typed_pages` (values read from a struct's
+    attributes). ``value`` gives the expression of a field's value; ``wanted``, when given,
+    limits the columns set to those it contains (the selected ones).
+    """
+
+    def __init__(
+        self,
+        fields: t.Iterable[CustomField],
+        *,
+        value: t.Callable[[CustomField], str],
+        wanted: t.Container[str] | None = None,
+    ) -> None:
+        self._fields = list(fields)
+        self._value = value
+        self._wanted = wanted
+        self._options: list[dict[t.Any, str]] = []
+
+    def _keep(self, column: str) -> bool:
+        return self._wanted is None or column in self._wanted
+
+    def lines(self, record: str, indent: str = "    ") -> list[str]:
+        """Statements (at ``indent``) that set the columns in the dict named ``record``."""
+        out: list[str] = []
+        for f in self._fields:
+            if not any(self._keep(column) for _, column, _ in f.parts):
+                continue
+            value = self._value(f)
+            if f.field_type in ("enum", "set"):
+                index = len(self._options)
+                self._options.append(f.options)
+                out.append(f"{indent}v = {value}; o = O[{index}]")
+                if f.field_type == "enum":
+                    # The common case (an int id with a label) without a call; the rest by _label.
+                    label = "(type(v) is int and o.get(v)) or L(v, o)"
+                else:
+                    label = "None if v is None else S(v, o)"
+                out.append(f"{indent}{record}[{source_literal(f.column)}] = {label}")
+            elif f.field_type in COMPOSITE_PARTS:
+                parts = [(_PART_ALIASES.get(sub, (sub,)), column) for sub, column, _ in f.parts]
+                split: list[str] = []
+                for names, column in parts:
+                    if not self._keep(column):
+                        continue
+                    found = f"v.get({source_literal(names[0])})"
+                    if len(names) > 1:
+                        split.append(f"{indent}    x = {found}")
+                        found = f"x if x is not None else v.get({source_literal(names[1])})"
+                    split.append(f"{indent}    {record}[{source_literal(column)}] = {found}")
+                # Not an object: the value is the main column's, the other parts are empty.
+                whole = [
+                    f"{indent}    {record}[{source_literal(column)}] = {'None' if i else 'v'}"
+                    for i, (_, column) in enumerate(parts)
+                    if self._keep(column)
+                ]
+                out.append(f"{indent}v = {value}")
+                out.append(f"{indent}if type(v) is dict:")
+                out.extend(split)
+                out.append(f"{indent}else:")
+                out.extend(whole or [f"{indent}    pass"])
             else:
-                value = "None if v is None else S(v, o)"
-            lines.append(f"    record[{_literal(f.column)}] = {value}")
-        elif f.field_type in COMPOSITE_PARTS:
-            parts = [(_PART_ALIASES.get(sub, (sub,)), column) for sub, column, _ in f.parts]
-            lines.append(f"    v = get({key})")
-            lines.append("    if type(v) is dict:")
-            for names, column in parts:
-                found = f"v.get({_literal(names[0])})"
-                if len(names) > 1:
-                    lines.append(f"        x = {found}")
-                    found = f"x if x is not None else v.get({_literal(names[1])})"
-                lines.append(f"        record[{_literal(column)}] = {found}")
-            lines.append("    else:")
-            for position, (_, column) in enumerate(parts):
-                lines.append(
-                    f"        record[{_literal(column)}] = {'v' if position == 0 else 'None'}"
-                )
-        else:
-            lines.append(f"    record[{_literal(f.column)}] = get({key})")
-    lines.append("    return None")
-    namespace: dict[str, t.Any] = {"O": tuple(options), "L": _label, "S": _labels}
-    exec(compile("\n".join(lines) + "\n", "<custom-field flattener>", "exec"), namespace)  # noqa: S102
-    return namespace["flatten"]  # type: ignore[no-any-return]
+                out.append(f"{indent}{record}[{source_literal(f.column)}] = {value}")
+        return out
+
+    def compile(self, lines: t.Sequence[str], name: str, **names: t.Any) -> t.Callable[..., t.Any]:
+        """Compile ``lines`` (a function definition) and return the function ``name``."""
+        namespace: dict[str, t.Any] = {
+            "O": tuple(self._options),
+            "L": _label,
+            "S": _labels,
+            **names,
+        }
+        code = compile("\n".join(lines) + "\n", f"<{name}>", "exec")
+        exec(code, namespace)  # noqa: S102
+        return t.cast("t.Callable[..., t.Any]", namespace[name])
 
 
 def _labels(chosen: t.Any, options: dict[t.Any, str]) -> list[t.Any]:

@@ -22,8 +22,14 @@ class MalformedResponseError(RetriableAPIError):
     """A 200 response whose body is not the JSON envelope Pipedrive promises."""
 
 
-def response_body(response: requests.Response) -> dict[str, t.Any]:
+def response_body(
+    response: requests.Response,
+    decode: t.Callable[[bytes], dict[str, t.Any] | None] | None = None,
+) -> dict[str, t.Any]:
     """The response's JSON envelope, parsed once and remembered on the response.
+
+    ``decode`` is a stream's own decoder (typed rows, see :mod:`tap_pipedrive.typed_pages`),
+    tried first; a body it returns ``None`` for is parsed as plain JSON.
 
     Raises:
         MalformedResponseError: the body is not JSON or not an object (e.g. a literal ``null``
@@ -32,6 +38,10 @@ def response_body(response: requests.Response) -> dict[str, t.Any]:
     cached = response.__dict__.get(_BODY_ATTR)
     if cached is not None:
         return t.cast("dict[str, t.Any]", cached)
+    typed = None if decode is None else decode(response.content)
+    if typed is not None:
+        response.__dict__[_BODY_ATTR] = typed
+        return typed
     try:
         body = orjson.loads(response.content)
     except orjson.JSONDecodeError as exc:

@@ -31,6 +31,7 @@ class DealsStream(IncrementalStream):
     fields_entity = "deal"
     deleted_flags = (("is_deleted", True), ("status", "deleted"))
     extra_params: t.ClassVar[dict[str, str]] = {"status": "open,won,lost,deleted"}
+    carried_keys = ("products_count",)  # decides whether a deal's line items are requested
 
     def __init__(self, tap: TapPipedrive) -> None:
         super().__init__(tap)
