@@ -114,6 +114,22 @@ def test_records_wait_for_the_next_message_and_go_out_before_it(
     assert lines[0]["time_extracted"] == "2026-01-02T03:04:05+00:00"
 
 
+def test_state_lines_are_what_the_sdk_writes() -> None:
+    value = {
+        "bookmarks": {
+            "deals": {
+                "partitions": [{"context": {"is_archived": False}, "replication_key_value": "x"}],
+                "boundary": {"update_time": "x", "ids": {"1": 5}},
+                "custom_field_columns": {"a" * 40: "budget"},
+            }
+        }
+    }
+    message = StateMessage(value=value)
+    line = OrjsonSingerWriter().serialize_message(message)
+    assert json.loads(line) == json.loads(json.dumps(message.to_dict()))
+    assert line.endswith(b"\n")
+
+
 def test_records_are_written_in_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     stdout = _fake_stdout(monkeypatch)
     writer = OrjsonSingerWriter()

@@ -18,7 +18,7 @@ import typing as t
 
 import orjson
 from singer_sdk.singerlib.encoding.base import GenericSingerWriter
-from singer_sdk.singerlib.messages import Message
+from singer_sdk.singerlib.messages import Message, StateMessage
 
 _OPTIONS = orjson.OPT_APPEND_NEWLINE
 #: Records are written once this many bytes of them are waiting.
@@ -43,6 +43,11 @@ class OrjsonSingerWriter(GenericSingerWriter[bytes, Message]):
         self._records_size = 0
 
     def serialize_message(self, message: Message) -> bytes:
+        if isinstance(message, StateMessage):
+            # to_dict() deep-copies the whole state (dataclasses.asdict) for every STATE
+            # message, one per page; the state is only read here.
+            data: dict[str, t.Any] = {"type": "STATE", "value": message.value}
+            return orjson.dumps(data, default=_default, option=_OPTIONS)
         return orjson.dumps(message.to_dict(), default=_default, option=_OPTIONS)
 
     def write_message(self, message: Message) -> None:
