@@ -10,6 +10,8 @@ import pytest
 from tap_pipedrive.api import OPENAPI
 from tap_pipedrive.client import PipedriveStream
 from tap_pipedrive.fields import CustomFieldFlattener, plan_custom_fields
+from tap_pipedrive.pagination import MalformedResponseError
+from tap_pipedrive.tap import TapPipedrive
 from tap_pipedrive.typed_pages import TypedPages
 
 TYPED_STREAMS = {"deals", "deal_products", "persons", "organizations", "activities", "products"}
@@ -111,6 +113,12 @@ def test_unselected_columns_and_carried_keys_are_not_emitted(
     assert not any("products_count" in d for d in deals)
     # products_count still decided which deals' line items were requested.
     assert result.records("deal_products")
+
+
+def test_a_list_item_that_is_not_an_object_is_named(pipedrive_simulator, config_for):
+    tap = TapPipedrive(config=config_for(pipedrive_simulator), parse_env_config=False)
+    with pytest.raises(MalformedResponseError, match="/api/v1/notes sent a list item that is not"):
+        tap.streams["notes"].post_process(5)
 
 
 def _fields():

@@ -361,8 +361,12 @@ class PipedriveStream(RESTStream[t.Any]):
     @override
     def post_process(self, row: t.Any, context: Context | None = None) -> dict[str, t.Any] | None:
         if not isinstance(row, dict):
+            typed = self._typed_pages
+            if typed is None:
+                msg = f"GET {self.path} sent a list item that is not an object: {row!r:.80}"
+                raise MalformedResponseError(msg)
             # A typed row of a v2 page: its record is built whole (columns, delete marker).
-            return self._typed_pages.build(row)  # type: ignore[union-attr]
+            return typed.build(row)
         if self.api_version == "v1":
             for key in self._datetime_keys:
                 value = row.get(key)
