@@ -170,10 +170,16 @@ def test_403_after_hammering_then_rerun_converges(
                 )
                 blocked += answer.status_code == 403
 
-    def hammer_during(tap: subprocess.Popen[bytes], target: StreamedProcess) -> None:
-        worker = threading.Thread(target=hammer, daemon=True)
-        worker.start()
+    # The account is blocked before the tap starts, so however fast the tap starts and syncs,
+    # its first requests land in windows the other client has already used up.
+    worker = threading.Thread(target=hammer, daemon=True)
+    worker.start()
+    deadline = time.monotonic() + 30
+    while not blocked and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert blocked, "the hammering never got the account blocked"
 
+    def hammer_during(tap: subprocess.Popen[bytes], target: StreamedProcess) -> None:
         # Through the tap's start and first requests (however long a busy machine takes to
         # start it): it meets 429s, or the 403 page. The hammer only asks for pipelines, so the
         # tap's own requests are the ones to other endpoints.
@@ -194,7 +200,10 @@ def test_403_after_hammering_then_rerun_converges(
         stop.set()
         worker.join(timeout=10)
 
-    first = pipeline.run(during=hammer_during)
+    try:
+        first = pipeline.run(during=hammer_during)
+    finally:
+        stop.set()
     limited = [
         line
         for line in first.tap.err_text.splitlines()
