@@ -438,7 +438,7 @@ def test_the_target_converts_numbers_before_the_sdk_validates_them():
     config = {"database_url": "postgresql://u@127.0.0.1:9/db", "batch_wait_limit_seconds": "5"}
     target = TargetPipeboardPostgres(config=config)
     assert target.config["batch_wait_limit_seconds"] == 5.0
-    assert target._wait_limit == 5.0
+    assert target.ledger.wait_limit == 5.0
 
 
 def test_the_target_names_a_number_setting_that_is_not_a_number():

@@ -5,10 +5,8 @@ from __future__ import annotations
 import functools
 import logging
 import re
-import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,12 +17,13 @@ from psycopg import sql as pgsql
 from singer_sdk.sql import SQLConnector
 
 from target_pipeboard_postgres import embedded, identifiers, sql, types
+from target_pipeboard_postgres.commit_ledger import BackgroundLoader
 from target_pipeboard_postgres.errors import DatabaseUnavailableError
+from target_pipeboard_postgres.post_load import LoadedBatch, PostLoadExpansion
 from target_pipeboard_postgres.settings import ConnectionSpec, connection_spec, redact
 
 logger = logging.getLogger(__name__)
 
-InTransactionHook = Callable[["psycopg.Connection[Any]", pgsql.Composable], object]
 SOURCE_KEY_ANNOTATIONS = ("x-pipedrive-key", "x-source-key")
 SOURCE_SUBFIELD_ANNOTATIONS = ("x-pipedrive-subfield", "x-source-subfield")
 _COPY_LINE = re.compile(r"line (\d+)")
@@ -83,15 +82,15 @@ class PostgresConnector(SQLConnector):
     allow_merge_upsert = True
     allow_temp_tables = True
 
-    def __init__(self, config: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, config: dict[str, Any] | None = None, loader: BackgroundLoader | None = None
+    ) -> None:
         super().__init__(config=config)
         self._spec: ConnectionSpec = connection_spec(self.config)
         self._conn: psycopg.Connection[Any] | None = None
-        # One batch may load in the background while the next one is read; everything else
-        # on the connection waits for it first (see `pg`).
-        self._worker: ThreadPoolExecutor | None = None
-        self._in_flight: Future[None] | None = None
-        self._worker_thread = threading.local()
+        # One batch may load in the background (on the loader's thread) while the next one is
+        # read; everything else on the connection waits for it first (see `pg`).
+        self._loader = loader
 
     # Connection
 
@@ -116,8 +115,8 @@ class PostgresConnector(SQLConnector):
     @property
     def pg(self) -> psycopg.Connection[Any]:
         """The open psycopg connection (opened on first use), once no batch is loading."""
-        if not getattr(self._worker_thread, "active", False):
-            self.wait()
+        if self._loader is not None:
+            self._loader.wait_unless_loading()
         if self._conn is None or self._conn.closed:
             self._conn = self._connect_pg()
         return self._conn
@@ -138,41 +137,10 @@ class PostgresConnector(SQLConnector):
         conn.execute("SET temp_buffers = '256MB'")
         return conn
 
-    def submit(self, job: Callable[[], None]) -> None:
-        """Run ``job`` (a batch load) in the background, after the previous one finished."""
-        self.wait()
-
-        def run() -> None:
-            self._worker_thread.active = True
-            try:
-                job()
-            finally:
-                self._worker_thread.active = False
-
-        if self._worker is None:
-            self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipeboard-load")
-        self._in_flight = self._worker.submit(run)
-
-    def idle(self) -> bool:
-        """Whether no batch is loading and none has failed unnoticed (its error not raised)."""
-        in_flight = self._in_flight
-        return in_flight is None or (in_flight.done() and in_flight.exception() is None)
-
-    def wait(self) -> None:
-        """Wait for the batch loading in the background; its error is raised here."""
-        in_flight, self._in_flight = self._in_flight, None
-        if in_flight is not None:
-            in_flight.result()
-
     def close(self) -> None:
         """Close the connection (after the background batch, whose error is only logged)."""
-        try:
-            self.wait()
-        except Exception:
-            logger.exception("A batch failed while the target was stopping")
-        if self._worker is not None:
-            self._worker.shutdown(wait=True)
-            self._worker = None
+        if self._loader is not None:
+            self._loader.close()
         if self._conn is not None and not self._conn.closed:
             self._conn.close()
         self._conn = None
@@ -359,6 +327,7 @@ class PostgresConnector(SQLConnector):
 
     def load_batch(
         self,
+        stream: str,
         layout: TableLayout,
         load_table: str,
         columns: Sequence[str],
@@ -366,25 +335,26 @@ class PostgresConnector(SQLConnector):
         *,
         upsert: bool,
         hard_delete: bool,
-        on_loaded: InTransactionHook | None = None,
+        expansions: Sequence[PostLoadExpansion] = (),
         dedupe: bool = True,
     ) -> None:
         """Load one batch in one transaction: COPY to a stage, de-duplicate, upsert.
 
-        ``on_loaded(connection, source)`` runs inside the batch's transaction once the rows are
-        in place; ``source`` is a table holding the batch's rows. ``dedupe`` false skips the
-        de-duplication (the caller saw no repeated key); should the database still find two
-        rows for one key (values equal only after conversion), the batch is loaded again with it.
+        Each of ``expansions`` runs inside the batch's transaction once the rows are in place
+        (see :mod:`.post_load`). ``dedupe`` false skips the de-duplication (the caller saw no
+        repeated key); should the database still find two rows for one key (values equal only
+        after conversion), the batch is loaded again with it.
         """
         load = functools.partial(
             self._load_batch,
+            stream,
             layout,
             load_table,
             columns,
             rows,
             upsert=upsert,
             hard_delete=hard_delete,
-            on_loaded=on_loaded,
+            expansions=expansions,
         )
         try:
             load(dedupe=dedupe, direct=not dedupe)
@@ -398,6 +368,7 @@ class PostgresConnector(SQLConnector):
 
     def _load_batch(
         self,
+        stream: str,
         layout: TableLayout,
         load_table: str,
         columns: Sequence[str],
@@ -405,72 +376,87 @@ class PostgresConnector(SQLConnector):
         *,
         upsert: bool,
         hard_delete: bool,
-        on_loaded: InTransactionHook | None,
+        expansions: Sequence[PostLoadExpansion],
         dedupe: bool,
         direct: bool,
     ) -> None:
-        schema = layout.schema
         keys = layout.key_columns
         deletes = hard_delete and sql.DELETED_AT in columns
         conn = self.pg
         try:
             with conn.transaction(), conn.cursor() as cur:
-                if not upsert or not keys:
-                    self._copy_rows(cur, sql.copy_into_table(schema, load_table, columns), rows)
-                    if deletes:
-                        cur.execute(sql.delete_marked(schema, load_table))
-                    if on_loaded is not None:
-                        on_loaded(conn, pgsql.Identifier(schema, load_table))
-                    return
-                if direct and not deletes and self._all_keys_new(layout, load_table, columns, rows):
-                    # Only new keys (an initial load, new records): no staging needed.
-                    self._copy_rows(cur, sql.copy_into_table(schema, load_table, columns), rows)
-                    if on_loaded is not None:
-                        key = keys[0]
-                        position = list(columns).index(key)
-                        on_loaded(
-                            conn,
-                            sql.rows_with_keys(
-                                schema,
-                                load_table,
-                                key,
-                                layout.column_types[key],
-                                [row[position] for row in rows],
-                            ),
-                        )
-                    return
-                stage = f"pb_stage_{uuid.uuid4().hex[:12]}"
-                cur.execute(sql.create_stage(stage, [(c, layout.column_types[c]) for c in columns]))
-                self._copy_rows(cur, sql.copy_into_stage(stage, columns), rows)
-                if dedupe:
-                    cur.execute(sql.dedupe_stage(stage, keys))
-                if deletes:
-                    cur.execute(sql.delete_marked_from_stage(schema, load_table, stage, keys))
-                if layout.has_unique_key:
-                    cur.execute(
-                        sql.upsert_on_conflict(
-                            schema, load_table, stage, columns, keys, hard_delete=deletes
-                        )
+                source = self._write_batch(
+                    cur, layout, load_table, columns, rows, upsert, deletes, dedupe, direct
+                )
+                if expansions:
+                    batch = LoadedBatch(
+                        stream, layout, load_table, columns, upsert and bool(keys), source
                     )
-                else:
-                    update = sql.update_from_stage(
-                        schema, load_table, stage, columns, keys, hard_delete=deletes
-                    )
-                    if update is not None:
-                        cur.execute(update)
-                    cur.execute(
-                        sql.insert_missing_from_stage(
-                            schema, load_table, stage, columns, keys, hard_delete=deletes
-                        )
-                    )
-                if on_loaded is not None:
-                    on_loaded(conn, pgsql.Identifier(stage))
+                    for expansion in expansions:
+                        expansion.after_load(conn, batch)
         except BatchFailure:
             raise
         except psycopg.OperationalError:
             raise
         except psycopg.Error as exc:
             raise BatchFailure(self.describe_error(exc), None) from exc
+
+    def _write_batch(
+        self,
+        cur: psycopg.Cursor[Any],
+        layout: TableLayout,
+        load_table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        upsert: bool,
+        deletes: bool,
+        dedupe: bool,
+        direct: bool,
+    ) -> Callable[[], pgsql.Composable]:
+        """Write the batch's rows; a function giving a relation that holds them."""
+        schema = layout.schema
+        keys = layout.key_columns
+        if not upsert or not keys:
+            self._copy_rows(cur, sql.copy_into_table(schema, load_table, columns), rows)
+            if deletes:
+                cur.execute(sql.delete_marked(schema, load_table))
+            return lambda: pgsql.Identifier(schema, load_table)
+        if direct and not deletes and self._all_keys_new(layout, load_table, columns, rows):
+            # Only new keys (an initial load, new records): no staging needed.
+            self._copy_rows(cur, sql.copy_into_table(schema, load_table, columns), rows)
+            key = keys[0]
+            position = list(columns).index(key)
+            return lambda: sql.rows_with_keys(
+                schema,
+                load_table,
+                key,
+                layout.column_types[key],
+                [row[position] for row in rows],
+            )
+        stage = f"pb_stage_{uuid.uuid4().hex[:12]}"
+        cur.execute(sql.create_stage(stage, [(c, layout.column_types[c]) for c in columns]))
+        self._copy_rows(cur, sql.copy_into_stage(stage, columns), rows)
+        if dedupe:
+            cur.execute(sql.dedupe_stage(stage, keys))
+        if deletes:
+            cur.execute(sql.delete_marked_from_stage(schema, load_table, stage, keys))
+        if layout.has_unique_key:
+            upsert_rows = sql.upsert_on_conflict(
+                schema, load_table, stage, columns, keys, hard_delete=deletes
+            )
+            cur.execute(upsert_rows)
+        else:
+            update = sql.update_from_stage(
+                schema, load_table, stage, columns, keys, hard_delete=deletes
+            )
+            if update is not None:
+                cur.execute(update)
+            cur.execute(
+                sql.insert_missing_from_stage(
+                    schema, load_table, stage, columns, keys, hard_delete=deletes
+                )
+            )
+        return lambda: pgsql.Identifier(stage)
 
     def _all_keys_new(
         self,
@@ -497,17 +483,30 @@ class PostgresConnector(SQLConnector):
             return False
         return found is not None and not found[0]
 
-    def activate_version(self, schema: str, table: str, version: int, *, hard_delete: bool) -> int:
-        """Soft- or hard-delete rows of versions older than ``version``; rows affected."""
+    def activate_version(
+        self,
+        layout: TableLayout,
+        table: str,
+        version: int,
+        *,
+        hard_delete: bool,
+        expansions: Sequence[PostLoadExpansion] = (),
+    ) -> int:
+        """Soft- or hard-delete rows of versions older than ``version``; rows affected.
+
+        Each of ``expansions`` runs in the same transaction, after the rows are retired.
+        """
+        schema = layout.schema
         statement = (
             sql.hard_delete_old_versions(schema, table)
             if hard_delete
             else sql.soft_delete_old_versions(schema, table)
         )
-        with self.pg.transaction():
-            cur = self.pg.execute(
-                statement, {"version": version, "deleted_at": datetime.now(tz=UTC)}
-            )
+        conn = self.pg
+        with conn.transaction():
+            cur = conn.execute(statement, {"version": version, "deleted_at": datetime.now(tz=UTC)})
+            for expansion in expansions:
+                expansion.after_retire(conn, layout, table, version)
             return cur.rowcount
 
     def replace_contents(self, schema: str, table: str, source: str) -> None:
@@ -516,8 +515,3 @@ class PostgresConnector(SQLConnector):
         with self.pg.transaction():
             for statement in sql.replace_contents(schema, table, source, columns):
                 self.pg.execute(statement)
-
-    def drop_table(self, schema: str, table: str) -> None:
-        """Drop a table if it exists."""
-        with self.pg.transaction():
-            self.pg.execute(sql.drop_table(schema, table))

@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import psycopg
-from singer_sdk.sql import SQLSink
 
-from target_pipeboard_postgres import identifiers, sql, stage_history, types, values
+from target_pipeboard_postgres import identifiers, sql, types, values
+from target_pipeboard_postgres.commit_ledger import Batch, CommitLedger
 from target_pipeboard_postgres.connector import BatchFailure, PostgresConnector, TableLayout
 from target_pipeboard_postgres.errors import (
     BatchLoadError,
@@ -18,10 +18,10 @@ from target_pipeboard_postgres.errors import (
     SchemaError,
     TableSetupError,
 )
+from target_pipeboard_postgres.metrics import TargetMetrics
+from target_pipeboard_postgres.post_load import PostLoadExpansion
+from target_pipeboard_postgres.sdk_seam import SinkSeam
 from target_pipeboard_postgres.settings import DEFAULT_BATCH_SIZE_BYTES, DEFAULT_BATCH_SIZE_ROWS
-
-if TYPE_CHECKING:
-    from target_pipeboard_postgres.target import TargetPipeboardPostgres
 
 DEFAULT_SCHEMA = "public"
 OVERWRITE_SUFFIX = "__pb_overwrite"
@@ -31,29 +31,47 @@ _VERSION_PROPERTIES = {
 }
 
 
-class PostgresSink(SQLSink[PostgresConnector]):
-    """Loads one stream (for one schema) into one Postgres table."""
+class SinkHost(Protocol):
+    """What a sink uses of its target (besides the SDK's own plumbing)."""
 
-    connector_class = PostgresConnector
+    ledger: CommitLedger
+    metrics: TargetMetrics
+    current_version: int | None
+
+    @property
+    def current_line(self) -> int:
+        """The number of the input line being processed."""
+
+    def count_nul(self, stream: str, count: int) -> None:
+        """Note NUL characters removed from a stream's values."""
+
+    def post_load_expansions(self, stream: str) -> list[PostLoadExpansion]:
+        """What runs inside each batch transaction of ``stream``."""
+
+    def drain_one(self, sink: Any) -> None:
+        """Load the sink's buffered batch now (the SDK's public drain)."""
+
+
+class PostgresSink(SinkSeam):
+    """Turns one stream's records into batches and loads each into one Postgres table."""
 
     def __init__(
         self,
-        target: TargetPipeboardPostgres,
+        target: SinkHost,
         stream_name: str,
         schema: dict[str, Any],
         key_properties: Sequence[str] | None,
         connector: PostgresConnector | None = None,
     ) -> None:
-        self._declares_deleted_at = sql.DELETED_AT in (schema.get("properties") or {})
         super().__init__(target, stream_name, schema, key_properties, connector)
         self._target = target
+        self._ledger = target.ledger
+        self.expansions = target.post_load_expansions(stream_name)
         self.superseded = False
         self._rows: list[list[Any]] = []
         self._lines: list[int | None] = []
         self._bytes = 0
-        self.first_seq: int | None = None
-        self.in_flight_seq: int | None = None
-        self.batch_started: float | None = None  # time.monotonic() of the batch's first row
+        self._batch: Batch | None = None  # the ledger's record of the batch being buffered
         self._batched_at: datetime | None = None
         self._max_rows = int(self.config.get("batch_size_rows") or DEFAULT_BATCH_SIZE_ROWS)
         self._max_bytes = int(self.config.get("batch_size_bytes") or DEFAULT_BATCH_SIZE_BYTES)
@@ -95,13 +113,6 @@ class PostgresSink(SQLSink[PostgresConnector]):
         """Key properties as the tap named them (columns are mapped separately)."""
         return self._key_properties
 
-    def _remove_sdc_metadata_from_schema(self) -> None:
-        # A tap that declares `_sdc_deleted_at` uses it to mark deletions: keep it.
-        deleted_at = self.schema["properties"].get(sql.DELETED_AT)
-        super()._remove_sdc_metadata_from_schema()
-        if self._declares_deleted_at and deleted_at is not None:
-            self.schema["properties"][sql.DELETED_AT] = deleted_at
-
     # Setup: the table follows the schema
 
     def setup(self) -> None:
@@ -130,7 +141,7 @@ class PostgresSink(SQLSink[PostgresConnector]):
     def _prepare(self) -> None:
         extra = [self.load_table] if self._overwrite else []
         # A run's shadow starts empty: rows a killed run left there are not this run's records.
-        fresh_shadow = self._overwrite and self._target.start_overwrite(
+        fresh_shadow = self._overwrite and self._ledger.start_overwrite(
             self.schema_name, self.table_name
         )
         try:
@@ -206,10 +217,9 @@ class PostgresSink(SQLSink[PostgresConnector]):
             self._repeated_keys = True
         row = self._build_row(record)
         if not self._rows:
-            self.first_seq = seq
-            self.batch_started = self._target.batch_started()
+            self._batch = self._ledger.batch_started(seq)
             if self._overwrite:
-                self._target.hold_state_until_swap(self.schema_name, self.table_name, seq)
+                self._ledger.hold_until_swap(self.schema_name, self.table_name, seq)
         self._rows.append(row)
         self._lines.append(line)
         self._bytes += nbytes
@@ -236,7 +246,7 @@ class PostgresSink(SQLSink[PostgresConnector]):
         if count:
             self._target.count_nul(self.stream_name, count)
         line = self._target.current_line
-        self.add_record(record, line, 0, self._target.seq)
+        self.add_record(record, line, 0, self._ledger.seq)
 
     @property
     def current_size(self) -> int:
@@ -259,34 +269,28 @@ class PostgresSink(SQLSink[PostgresConnector]):
         until its transaction has committed.
         """
         for record in context.get("records") or ():  # BATCH messages
-            self.add_record(record, None, 0, self._target.seq)
+            self.add_record(record, None, 0, self._ledger.seq)
         if not self._rows:
             return
         layout = self.layout
+        batch = self._batch
         assert layout is not None
-        # The rows are always counted as uncommitted by the STATE gate, through `first_seq`
-        # or `in_flight_seq` (even if a termination signal interrupts this method).
-        self.connector.wait()  # the previous batch, so the one in flight is this one
-        self.in_flight_seq = batch_seq = self.first_seq
+        assert batch is not None
+        # The previous batch first: should it have failed, this one stays buffered (salvaged).
+        self._ledger.wait()
         rows, lines, nbytes = self._rows, self._lines, self._bytes
         dedupe, load_table, columns = self._repeated_keys, self.load_table, self._columns
         self._rows, self._lines, self._bytes = [], [], 0
         self._seen_keys = set()
         self._repeated_keys = False
-        self.first_seq = None
-        self.batch_started = None
+        self._batch = None
         self._batched_at = None
         self.tally_record_read(len(rows))
         self.record_counter_metric.increment(len(rows))
 
         def load() -> None:
             started = time.perf_counter()
-            try:
-                self._load(layout, load_table, columns, rows, lines, dedupe=dedupe)
-            except BaseException:
-                # Whatever is salvaged afterwards, no STATE may pass this batch's records.
-                self._target.hold_state_before(batch_seq)
-                raise
+            self._load(layout, load_table, columns, rows, lines, dedupe=dedupe)
             seconds = time.perf_counter() - started
             self._target.metrics.batch_committed(self.stream_name, len(rows), seconds)
             table = f"{self.schema_name}.{load_table}"
@@ -308,10 +312,9 @@ class PostgresSink(SQLSink[PostgresConnector]):
                     "duration_seconds": round(seconds, 4),
                 },
             )
-            self.in_flight_seq = None
-            self._target.release_state()
 
-        self.connector.submit(load)
+        # Until `load` has committed, the ledger counts the batch's records as uncommitted.
+        self._ledger.load(batch, load)
 
     def _load(
         self,
@@ -327,13 +330,14 @@ class PostgresSink(SQLSink[PostgresConnector]):
         span = (min(known), max(known)) if known else None
         try:
             self.connector.load_batch(
+                self.stream_name,
                 layout,
                 load_table,
                 columns,
                 rows,
                 upsert=self._upsert,
                 hard_delete=self._hard_delete,
-                on_loaded=self._queue_stage_history,
+                expansions=self.expansions,
                 dedupe=dedupe,
             )
         except BatchFailure as failure:
@@ -347,18 +351,17 @@ class PostgresSink(SQLSink[PostgresConnector]):
                 lines=span,
             ) from None
 
-    def _queue_stage_history(self, conn: psycopg.Connection[Any], source: Any) -> None:
-        # Queued in the batch's own transaction, so a crash cannot lose the queue entry.
-        stage_history.mark_pending(
-            conn, self.schema_name, self._target.stage_history, self.stream_name, source
-        )
-
     def activate_version(self, new_version: int) -> None:
         """Soft- or hard-delete rows of older versions, after this stream's rows are loaded."""
         self.enable_versions()
         self._target.drain_one(self)
+        assert self.layout is not None
         affected = self.connector.activate_version(
-            self.schema_name, self.load_table, new_version, hard_delete=self._hard_delete
+            self.layout,
+            self.load_table,
+            new_version,
+            hard_delete=self._hard_delete,
+            expansions=self.expansions,
         )
         self.logger.info(
             "ACTIVATE_VERSION %s: %s %d rows of older versions",
@@ -369,8 +372,8 @@ class PostgresSink(SQLSink[PostgresConnector]):
 
     def clean_up(self) -> None:
         """For `overwrite`, swap this run's rows in once the input ended normally."""
-        if self._overwrite and not self.superseded and self._target.input_complete:
+        if self._overwrite and not self.superseded and self._ledger.input_complete:
             self.connector.replace_contents(self.schema_name, self.table_name, self.load_table)
-            self._target.swapped(self.schema_name, self.table_name)
+            self._ledger.swapped(self.schema_name, self.table_name)
             self.logger.info("Replaced the contents of %s.%s", self.schema_name, self.table_name)
         super().clean_up()

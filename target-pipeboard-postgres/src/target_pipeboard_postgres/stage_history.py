@@ -39,13 +39,17 @@ import unicodedata
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
 from singer_sdk import typing as th
 
 from target_pipeboard_postgres import stage_history_sql as q
+
+if TYPE_CHECKING:
+    from target_pipeboard_postgres.connector import TableLayout
+    from target_pipeboard_postgres.post_load import LoadedBatch
 
 LOGGER = logging.getLogger(__name__)
 
@@ -285,6 +289,25 @@ def mark_pending(
     conn.execute(q.create_pending_table(schema))
     conn.execute(q.mark_pending(schema, source, key))
     return True
+
+
+class PendingQueue:
+    """The post-load expansion queueing each batch's deals (see :mod:`.post_load`)."""
+
+    def __init__(self, settings: StageHistorySettings) -> None:
+        self.settings = settings
+
+    def after_load(self, conn: psycopg.Connection[Any], batch: LoadedBatch) -> None:
+        """Queue the batch's deals, in its transaction (a crash cannot lose the entry)."""
+        streams = (self.settings.deals_stream, self.settings.changes_stream)
+        if self.settings.enabled is not False and batch.stream in streams:
+            mark_pending(conn, batch.schema, self.settings, batch.stream, batch.source)
+
+    def after_retire(
+        self, conn: psycopg.Connection[Any], layout: TableLayout, table: str, version: int
+    ) -> None:
+        """Nothing: the expansion reads soft-deleted deals as they are at its next run."""
+        _ = conn, layout, table, version
 
 
 def _load_stages(conn: psycopg.Connection[Any], src: q.Sources) -> list[Stage]:

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import copy
-import math
-import threading
-import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable
-from types import FrameType
-from typing import IO, Any, ClassVar
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar
 
 from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabilities
-from singer_sdk.sql import SQLTarget
 
 from target_pipeboard_postgres import identifiers, settings, stage_history
+from target_pipeboard_postgres.commit_ledger import CommitLedger
 from target_pipeboard_postgres.connector import PostgresConnector
 from target_pipeboard_postgres.errors import (
     MalformedLineError,
@@ -23,9 +19,10 @@ from target_pipeboard_postgres.errors import (
     StreamNameClashError,
 )
 from target_pipeboard_postgres.metrics import TargetMetrics, default_pipeline
+from target_pipeboard_postgres.post_load import PostLoadExpansion
 from target_pipeboard_postgres.reader import SingerLineReader
+from target_pipeboard_postgres.sdk_seam import TargetSeam
 from target_pipeboard_postgres.sinks import DEFAULT_SCHEMA, PostgresSink
-from target_pipeboard_postgres.state import StateGate
 from target_pipeboard_postgres.values import strip_nul
 
 
@@ -36,8 +33,12 @@ def _config_schema() -> dict[str, Any]:
     return schema
 
 
-class TargetPipeboardPostgres(SQLTarget):
-    """Loads any Singer tap's output into PostgreSQL: COPY-staged upserts, state after commit."""
+class TargetPipeboardPostgres(TargetSeam):
+    """Loads any Singer tap's output into PostgreSQL: COPY-staged upserts, state after commit.
+
+    Its job is the dispatch of Singer messages: each goes to its sink (records, schemas) or to
+    the commit ledger (STATE); the SDK is reached through :mod:`.sdk_seam`.
+    """
 
     name = "target-pipeboard-postgres"
     package_name = "target-pipeboard-postgres"
@@ -57,28 +58,16 @@ class TargetPipeboardPostgres(SQLTarget):
 
     def __init__(self, **kwargs: Any) -> None:
         self.metrics = TargetMetrics()
-        self.seq = 0
-        self.input_complete = False
-        self._gate = StateGate()
-        self._failed_seq: int | None = None
-        self._state_lock = threading.Lock()
         self._nul_counts: dict[str, int] = defaultdict(int)
         self._loaded_schemas: set[str] = set()
         self._tables: dict[tuple[str, str], str] = {}
-        # `overwrite`: tables whose shadow this run has emptied, and the first record of each
-        # whose swap is still to come (no STATE may pass it before the swap).
-        self._overwrites_started: set[tuple[str, str]] = set()
-        self._swap_holds: dict[tuple[str, str], int] = {}
-        # Batch age: when the oldest buffered batch may have waited `batch_wait_limit_seconds`.
-        self._age_deadline = math.inf
-        self._stale = False
-        self._busy = threading.RLock()  # held while a message is handled or an idle drain runs
-        self._watch_stop = threading.Event()
-        self._watcher: threading.Thread | None = None
-        self._deferred_error: BaseException | None = None
         super().__init__(**kwargs)
-        self._wait_limit = float(
-            self.config.get("batch_wait_limit_seconds") or settings.DEFAULT_BATCH_WAIT_LIMIT
+        self.ledger = CommitLedger(
+            wait_limit=float(
+                self.config.get("batch_wait_limit_seconds") or settings.DEFAULT_BATCH_WAIT_LIMIT
+            ),
+            write_state=self._write_state_message,
+            drain_all=self.drain_all,
         )
         # Fail at start, not at the first SCHEMA, when no database is configured.
         settings.connection_spec(self.config)
@@ -86,7 +75,7 @@ class TargetPipeboardPostgres(SQLTarget):
         if tls_warning is not None:
             self.logger.warning(tls_warning)
         self.reader.exact_numbers = bool(self.config.get("exact_numbers"))
-        self.reader.busy = self._busy
+        self.reader.busy = self.ledger.busy
         # One connection, one batch at a time: sinks are drained in order.
         self.max_parallelism = 1
         # The SDK's own record path (mapping, flattening, JSON-schema validation) only when
@@ -100,21 +89,15 @@ class TargetPipeboardPostgres(SQLTarget):
         self.stage_history = stage_history.StageHistorySettings.from_config(
             self.config.get(stage_history.SETTING_NAME)
         )
+        self._stage_history_queue = stage_history.PendingQueue(self.stage_history)
 
-    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        # The one place config is coerced: after the SDK has merged files and environment
-        # variables, before it checks the values against the schema (which wants numbers where
-        # Meltano passes strings, see settings.NUMBER_SETTINGS).
-        settings.normalize(self._config)
-        return super()._validate_config(raise_errors=raise_errors)
+    def normalize_config(self, config: dict[str, Any]) -> None:
+        """The one place config is coerced (see settings.NUMBER_SETTINGS)."""
+        settings.normalize(config)
 
-    @property
-    def target_connector(self) -> PostgresConnector:
-        """The one connector all sinks share."""
-        if self._target_connector is None:
-            self._target_connector = PostgresConnector(dict(self.config))
-        assert isinstance(self._target_connector, PostgresConnector)
-        return self._target_connector
+    def make_connector(self) -> PostgresConnector:
+        """The connector all sinks share; batches load on the ledger's loader thread."""
+        return PostgresConnector(dict(self.config), self.ledger.loader)
 
     @property
     def reader(self) -> SingerLineReader:
@@ -131,6 +114,11 @@ class TargetPipeboardPostgres(SQLTarget):
         """Note NUL characters removed from a stream's values."""
         self._nul_counts[stream] += count
 
+    def post_load_expansions(self, stream: str) -> list[PostLoadExpansion]:
+        """What runs inside each batch transaction of ``stream``."""
+        _ = stream
+        return [self._stage_history_queue]
+
     # Messages
 
     def _require(self, message: dict[str, Any], keys: Iterable[str]) -> None:
@@ -142,7 +130,8 @@ class TargetPipeboardPostgres(SQLTarget):
                 stream=message.get("stream") if isinstance(message.get("stream"), str) else None,
             )
 
-    def _process_record_message(self, message_dict: dict[str, Any]) -> None:
+    def handle_record(self, message_dict: dict[str, Any]) -> None:
+        """A RECORD: numbered by the ledger, buffered by its sink (a full batch loads)."""
         stream = message_dict.get("stream")
         record = message_dict.get("record")
         if not isinstance(stream, str) or not isinstance(record, dict):
@@ -155,30 +144,30 @@ class TargetPipeboardPostgres(SQLTarget):
             record, count = strip_nul(record)
             message_dict["record"] = record
             self.count_nul(stream, count)
-        self.seq += 1
+        seq = self.ledger.record_arrived()
         if not self._fast_path:
             if stream not in self.mapper.stream_maps:
                 raise RecordBeforeSchemaError(stream, self.current_line)
             self.current_version = message_dict.get("version")
             if self.current_version is not None:
                 for stream_map in self.mapper.stream_maps[stream]:
-                    sink = self._sinks_active.get(stream_map.stream_alias)
+                    sink = self.active_sink(stream_map.stream_alias)
                     if isinstance(sink, PostgresSink):
                         sink.enable_versions()
-            super()._process_record_message(message_dict)
+            self.sdk_process_record(message_dict)
             return
-        sink = self._sinks_active.get(stream)
+        sink = self.active_sink(stream)
         if sink is None:
             raise RecordBeforeSchemaError(stream, self.current_line)
         assert isinstance(sink, PostgresSink)
-        sink.add_message(message_dict, reader.line_number, reader.line_bytes, self.seq)
+        sink.add_message(message_dict, reader.line_number, reader.line_bytes, seq)
         if sink.is_full:
             self.drain_one(sink)
-            self._release_state()
-        if self._stale:
-            self._drain_stale()
+            self.ledger.release_state()
+        self.ledger.drain_if_stale()
 
-    def _process_schema_message(self, message_dict: dict[str, Any]) -> None:
+    def handle_schema(self, message_dict: dict[str, Any]) -> None:
+        """A SCHEMA: checked; rows under the old schema load first; the SDK makes the sink."""
         self._require(message_dict, ("stream", "schema"))
         stream = message_dict["stream"]
         schema = message_dict["schema"]
@@ -193,18 +182,18 @@ class TargetPipeboardPostgres(SQLTarget):
             raise SchemaError(stream, self.current_line, "`key_properties` must be a list of names")
         self._claim_table(stream)
         # Rows buffered under the previous schema load first, with the table as it was.
-        previous = self._sinks_active.get(stream)
+        previous = self.active_sink(stream)
         if isinstance(previous, PostgresSink) and (
             previous.original_schema != schema or list(previous.key_properties) != (keys or [])
         ):
             self.drain_one(previous)
-            self._release_state()
+            self.ledger.release_state()
         try:
-            super()._process_schema_message(message_dict)
+            self.sdk_process_schema(message_dict)
         except SchemaError as exc:
             exc.line = self.current_line
             raise
-        current = self._sinks_active.get(stream)
+        current = self.active_sink(stream)
         if previous is not None and current is not previous and isinstance(previous, PostgresSink):
             previous.superseded = True
         if isinstance(current, PostgresSink):
@@ -220,14 +209,13 @@ class TargetPipeboardPostgres(SQLTarget):
         if other != stream:
             raise StreamNameClashError(stream, other, ".".join(place), self.current_line)
 
-    def _process_state_message(self, message_dict: dict[str, Any]) -> None:
+    def handle_state(self, message_dict: dict[str, Any]) -> None:
+        """A STATE: to the ledger, which emits it once the records before it are committed."""
         self._require(message_dict, ("value",))
-        self._gate.received(self.seq, message_dict["value"])
-        if self._stale or time.monotonic() >= self._age_deadline:
-            self._drain_stale()
-        self._release_state()
+        self.ledger.state_received(message_dict["value"])
 
-    def _process_activate_version_message(self, message_dict: dict[str, Any]) -> None:
+    def handle_activate_version(self, message_dict: dict[str, Any]) -> None:
+        """An ACTIVATE_VERSION: the stream's sinks retire older versions."""
         self._require(message_dict, ("stream", "version"))
         stream = message_dict["stream"]
         if stream not in self.mapper.stream_maps:
@@ -236,147 +224,27 @@ class TargetPipeboardPostgres(SQLTarget):
             raise MalformedLineError(
                 self.current_line, "ACTIVATE_VERSION `version` must be an integer", stream=stream
             )
-        super()._process_activate_version_message(message_dict)
-        self._release_state()
+        self.sdk_process_activate_version(message_dict)
+        self.ledger.release_state()
 
-    # Batch age: a trickle of input still commits (and lets STATE out) within a bound
+    # The SDK's drains and checks, wired to the ledger
 
-    def batch_started(self) -> float:
-        """A sink buffered the first row of a batch; the time it did (``time.monotonic``)."""
-        now = time.monotonic()
-        if self._age_deadline == math.inf:
-            self._age_deadline = now + self._wait_limit
-        return now
+    def check_batch_age(self) -> None:
+        """On the SDK's record path: commit batches that waited too long."""
+        self.ledger.drain_if_stale()
 
-    def _handle_max_record_age(self) -> None:
-        # The SDK's check (every record on its path; its own five-minute bound is replaced).
-        if self._stale:
-            self._drain_stale()
-
-    def _drain_stale(self) -> None:
-        """Commit every buffered batch once the oldest has waited `batch_wait_limit_seconds`."""
-        self._stale = False
-        if self._deferred_error is not None:
-            error, self._deferred_error = self._deferred_error, None
-            raise error
-        sinks = [*self._sinks_to_clear, *self._sinks_active.values()]
-        starts = [
-            s.batch_started
-            for s in sinks
-            if isinstance(s, PostgresSink) and s.batch_started is not None
-        ]
-        if not starts:
-            self._age_deadline = math.inf
-            return
-        oldest = min(starts)
-        if time.monotonic() - oldest < self._wait_limit:
-            self._age_deadline = oldest + self._wait_limit
-            return
-        self._age_deadline = math.inf
-        self.logger.info(
-            "Committing the buffered batches: the oldest waited longer than %ss "
-            "(batch_wait_limit_seconds).",
-            self._wait_limit,
-        )
-        self.drain_all()
-
-    def _watch_batch_age(self) -> None:
-        """While the input is idle, commit batches that waited too long (a thread)."""
-        poll = min(1.0, max(0.05, self._wait_limit / 4))
-        while not self._watch_stop.wait(poll):
-            if time.monotonic() < self._age_deadline:
-                continue
-            self._stale = True  # the main thread drains at its next message, if it comes first
-            # Only when no batch is loading, so an earlier batch's error stays the main thread's.
-            connector = self._target_connector
-            if not isinstance(connector, PostgresConnector) or not connector.idle():
-                continue
-            if not self._busy.acquire(timeout=poll):
-                continue
-            try:
-                if self._stale:
-                    self._drain_stale()
-            except BaseException as exc:  # raised in the main thread at its next message
-                self._deferred_error = exc
-                self._stale = True
-                return
-            finally:
-                self._busy.release()
-
-    def _start_watch(self) -> None:
-        self._watch_stop.clear()
-        self._watcher = threading.Thread(
-            target=self._watch_batch_age, name="pipeboard-batch-age", daemon=True
-        )
-        self._watcher.start()
-
-    def _stop_watch(self) -> None:
-        self._watch_stop.set()
-        if self._watcher is not None and self._watcher is not threading.current_thread():
-            self._watcher.join()
-        self._watcher = None
-
-    # `overwrite`: each run fills an empty shadow, swapped in at the end
-
-    def start_overwrite(self, schema: str, table: str) -> bool:
-        """Whether this is the run's first setup of ``table`` (its shadow must be emptied)."""
-        if (schema, table) in self._overwrites_started:
-            return False
-        self._overwrites_started.add((schema, table))
-        return True
-
-    def hold_state_until_swap(self, schema: str, table: str, seq: int) -> None:
-        """Record ``seq`` went to a shadow: no STATE may pass it until the swap commits.
-
-        Rows in a shadow are not in the table yet, and a rerun empties the shadow: a STATE
-        emitted before the swap would let the rerun skip records the table never got.
-        """
-        self._swap_holds.setdefault((schema, table), seq)
-
-    def swapped(self, schema: str, table: str) -> None:
-        """The shadow of ``table`` replaced its contents."""
-        self._swap_holds.pop((schema, table), None)
-
-    # State after commit
-
-    def hold_state_before(self, seq: int | None) -> None:
-        """A batch starting at record ``seq`` failed: no STATE covering it may be emitted."""
-        if seq is not None and (self._failed_seq is None or seq < self._failed_seq):
-            self._failed_seq = seq
-
-    def _oldest_uncommitted(self) -> int | None:
-        oldest: int | None = self._failed_seq
-        for held in list(self._swap_holds.values()):
-            if oldest is None or held < oldest:
-                oldest = held
-        for sink in [*self._sinks_to_clear, *list(self._sinks_active.values())]:
-            for first in (getattr(sink, "first_seq", None), getattr(sink, "in_flight_seq", None)):
-                if first is not None and (oldest is None or first < oldest):
-                    oldest = first
-        return oldest
-
-    def release_state(self) -> None:
-        """Emit the newest STATE whose records are all committed (called after each commit)."""
-        with self._state_lock:
-            state = self._gate.release(self._oldest_uncommitted())
-            if state is not None:
-                self._write_state_message(copy.deepcopy(state))
-
-    _release_state = release_state
-
-    def _drain_all(self, sink_list: Iterable[Any], parallelism: int) -> None:
-        super()._drain_all(sink_list, parallelism)
-        self._release_state()
+    def after_drain(self) -> None:
+        """Drained batches committed: let STATE advance."""
+        self.ledger.release_state()
 
     def process_endofpipe(self) -> None:
         """Load what is buffered, finish `overwrite` swaps, emit the final state."""
-        self.input_complete = True
+        self.ledger.input_complete = True
         try:
-            if self._deferred_error is not None:
-                self._drain_stale()  # raises it
+            self.ledger.raise_deferred()
             self.drain_all(is_endofpipe=True)
-            self.target_connector.wait()
-            self._release_state()
+            self.ledger.wait()
+            self.ledger.release_state()
             for stream, count in sorted(self._nul_counts.items()):
                 self.logger.warning(
                     "Removed %d NUL character(s) from string values of stream '%s' "
@@ -389,7 +257,8 @@ class TargetPipeboardPostgres(SQLTarget):
             self._close()
 
     def _close(self) -> None:
-        if self._target_connector is not None:
+        self.ledger.close()
+        if self.connector_opened:
             self.target_connector.close()
 
     def _expand_stage_history(self) -> None:
@@ -407,19 +276,15 @@ class TargetPipeboardPostgres(SQLTarget):
 
     # Run
 
-    def process_lines(self, file_input: IO[str] | None) -> Counter[str]:  # type: ignore[misc]
-        """Process input lines; on failure, keep what can be kept and close the connection.
-
-        (Final in the SDK; wrapped, not changed.)
-        """
-        self._start_watch()
+    def run_lines(self, process: Callable[[], Counter[str]]) -> Counter[str]:
+        """Process input lines; on failure, keep what can be kept and close the connection."""
+        self.ledger.start_watch()
         try:
             try:
-                stats = super().process_lines(file_input)
+                stats = process()
             finally:
-                self._stop_watch()
-            if self._deferred_error is not None:
-                self._drain_stale()  # raises it
+                self.ledger.stop_watch()
+            self.ledger.raise_deferred()
         except Exception:
             self._salvage()
             self._close()
@@ -429,33 +294,28 @@ class TargetPipeboardPostgres(SQLTarget):
             raise
         return stats
 
-    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
-        # No idle drain may run while the SDK drains on the way out.
-        self._stop_watch()
-        super()._handle_termination(signum, frame)
+    def before_termination(self) -> None:
+        """No idle drain may run while the SDK drains on the way out."""
+        self.ledger.stop_watch()
 
     def _salvage(self) -> None:
         """After bad input or a failed batch, commit the good rows still buffered, emit their
         state, and let the original error stop the run."""
-        if self._target_connector is None:
+        if not self.connector_opened:
             return
         try:
             self.drain_all()
-            self.target_connector.wait()
-            self._release_state()
+            self.ledger.wait()
+            self.ledger.release_state()
         except Exception:
             self.logger.exception("Could not load the rows buffered before the failure")
 
-    def listen(self, file_input: IO[str] | None = None) -> None:  # type: ignore[misc]
-        """Process the input; close the connection and push metrics however the run ends.
-
-        (Final in the SDK; wrapped, not changed: a failed run must not leave its connection
-        open, and its metrics are pushed as well.)
-        """
+    def run_listen(self, listen: Callable[[], None]) -> None:
+        """Process the input; close the connection and push metrics however the run ends."""
         gateway = self.config.get("pushgateway_url")
         pipeline = self.config.get("metrics_pipeline") or default_pipeline()
         try:
-            super().listen(file_input)
+            listen()
         except BaseException:
             self.metrics.push(gateway, pipeline)
             raise

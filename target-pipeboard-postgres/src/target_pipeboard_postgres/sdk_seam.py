@@ -1,0 +1,190 @@
+"""The seam to the Singer SDK: every override of a private or final SDK member, in one place.
+
+The target uses the SDK for its command line, configuration, stream maps, flattening, record
+validation, ``--about`` and sink bookkeeping; its message handling, draining and STATE rule are
+its own. Where that needs an SDK member that is private (``_...``) or ``@final``, the override is
+here, with why, and delegates to a plainly named hook (``handle_record``, ``after_drain``, ...)
+that :mod:`.target` implements. ``tests/test_target_sdk_seam.py`` checks that each member still
+exists with the signature and behaviour relied on, so an SDK upgrade that changes one fails
+there, loudly, instead of changing the target silently.
+
+Public SDK members the target uses as documented (``message_reader_class``,
+``SimpleSingerReader.process_lines``/``deserialize_json``, ``drain_one``, ``drain_all``,
+``get_sink``, ``process_endofpipe``, ``Sink.process_batch``/``start_drain``/``clean_up``/
+``activate_version``, ``SQLSink.setup``) are overridden where they are, not here.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import Counter
+from collections.abc import Callable, Iterable
+from types import FrameType
+from typing import IO, Any
+
+from singer_sdk.sinks import Sink
+from singer_sdk.sql import SQLSink, SQLTarget
+
+from target_pipeboard_postgres.connector import PostgresConnector
+
+DELETED_AT = "_sdc_deleted_at"
+
+
+class TargetSeam(SQLTarget):
+    """The SDK target with its private and final members routed to the target's hooks."""
+
+    # Hooks (implemented by the target)
+
+    def normalize_config(self, config: dict[str, Any]) -> None:
+        """Coerce the merged configuration in place, before the SDK validates it."""
+
+    def make_connector(self) -> PostgresConnector:
+        """The connector all sinks share."""
+        raise NotImplementedError
+
+    def handle_record(self, message: dict[str, Any]) -> None:
+        """A RECORD message."""
+        raise NotImplementedError
+
+    def handle_schema(self, message: dict[str, Any]) -> None:
+        """A SCHEMA message."""
+        raise NotImplementedError
+
+    def handle_state(self, message: dict[str, Any]) -> None:
+        """A STATE message."""
+        raise NotImplementedError
+
+    def handle_activate_version(self, message: dict[str, Any]) -> None:
+        """An ACTIVATE_VERSION message."""
+        raise NotImplementedError
+
+    def check_batch_age(self) -> None:
+        """Between records on the SDK's record path: commit batches that waited too long."""
+
+    def after_drain(self) -> None:
+        """After the SDK drained a list of sinks."""
+
+    def before_termination(self) -> None:
+        """A termination signal arrived; the SDK drains every sink next."""
+
+    def run_lines(self, process: Callable[[], Counter[str]]) -> Counter[str]:
+        """Wrap the processing of the input lines (``process`` does it)."""
+        return process()
+
+    def run_listen(self, listen: Callable[[], None]) -> None:
+        """Wrap a whole run (``listen`` does it)."""
+        listen()
+
+    # The SDK's own paths, for the hooks
+
+    def sdk_process_record(self, message: dict[str, Any]) -> None:
+        """The SDK's record path: stream maps, flattening, validation, then the sink."""
+        super()._process_record_message(message)
+
+    def sdk_process_schema(self, message: dict[str, Any]) -> None:
+        """The SDK's schema path: stream maps, then a new sink when the schema changed."""
+        super()._process_schema_message(message)
+
+    def sdk_process_activate_version(self, message: dict[str, Any]) -> None:
+        """The SDK's ACTIVATE_VERSION path: each mapped sink's ``activate_version``."""
+        super()._process_activate_version_message(message)
+
+    def active_sink(self, stream: str) -> Sink | None:
+        """The stream's current sink, if it has one.
+
+        Why private: the SDK's public ``get_sink`` re-checks the schema on every call; this is
+        the per-record lookup. ``_sinks_active`` (stream -> sink) is checked by the seam tests.
+        """
+        return self._sinks_active.get(stream)
+
+    def all_sinks(self) -> list[Sink]:
+        """Active sinks and those superseded by a new schema but not yet cleared."""
+        return [*self._sinks_to_clear, *self._sinks_active.values()]
+
+    @property
+    def connector_opened(self) -> bool:
+        """Whether the shared connector exists (a run that failed early has none)."""
+        return self._target_connector is not None
+
+    @property
+    def target_connector(self) -> PostgresConnector:
+        """The one connector all sinks share (the target's own, given the loader)."""
+        # Why: the SDK builds it as `connector_class(config)`; ours also takes the ledger's
+        # loader. `_target_connector` is where SQLTarget keeps it.
+        if self._target_connector is None:
+            self._target_connector = self.make_connector()
+        assert isinstance(self._target_connector, PostgresConnector)
+        return self._target_connector
+
+    # Overrides of private and final members
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        # Why: the only point after the SDK has merged config files and environment variables
+        # and before it checks them against the schema (which wants numbers where Meltano
+        # passes strings). No public hook runs there.
+        self.normalize_config(self._config)
+        return super()._validate_config(raise_errors=raise_errors)
+
+    def _process_record_message(self, message_dict: dict[str, Any]) -> None:
+        # Why: the hot path. The SDK's runs stream maps, validation and per-record sink
+        # lookups; without stream maps the target numbers the record and hands it straight to
+        # its sink (the SDK's path is still used when maps/flattening/validation are on).
+        self.handle_record(message_dict)
+
+    def _process_schema_message(self, message_dict: dict[str, Any]) -> None:
+        # Why: the target validates the message, refuses two streams on one table and loads
+        # the rows buffered under the old schema before the SDK replaces the sink.
+        self.handle_schema(message_dict)
+
+    def _process_state_message(self, message_dict: dict[str, Any]) -> None:
+        # Why: the SDK keeps only the latest STATE and writes it at each full drain; the
+        # target emits each STATE once the records before it are committed (commit ledger).
+        self.handle_state(message_dict)
+
+    def _process_activate_version_message(self, message_dict: dict[str, Any]) -> None:
+        # Why: the message is validated first, and STATE may advance after the retirement.
+        self.handle_activate_version(message_dict)
+
+    def _handle_max_record_age(self) -> None:
+        # Why: the SDK's five-minute bound is replaced by `batch_wait_limit_seconds`.
+        self.check_batch_age()
+
+    def _drain_all(self, sink_list: Iterable[Any], parallelism: int) -> None:
+        # Why: `drain_all` (final) writes the SDK's latest state; the target instead lets the
+        # ledger release what the drained batches committed.
+        super()._drain_all(sink_list, parallelism)
+        self.after_drain()
+
+    def process_lines(self, file_input: IO[str] | None) -> Counter[str]:  # type: ignore[misc]
+        # Why (final in the SDK; wrapped, not changed): the batch-age watcher runs while lines
+        # are read, and on failure the good buffered rows are salvaged.
+        return self.run_lines(functools.partial(super().process_lines, file_input))
+
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        # Why: no idle drain may run while the SDK drains on the way out.
+        self.before_termination()
+        super()._handle_termination(signum, frame)
+
+    def listen(self, file_input: IO[str] | None = None) -> None:  # type: ignore[misc]
+        # Why (final in the SDK; wrapped, not changed): a failed run must not leave its
+        # connection open, and its metrics are pushed as well.
+        self.run_listen(functools.partial(super().listen, file_input))
+
+
+class SinkSeam(SQLSink[PostgresConnector]):
+    """The SDK's SQL sink with its one private override."""
+
+    connector_class = PostgresConnector
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        schema = args[2] if len(args) > 2 else kwargs["schema"]
+        self._declares_deleted_at = DELETED_AT in (schema.get("properties") or {})
+        super().__init__(*args, **kwargs)
+
+    def _remove_sdc_metadata_from_schema(self) -> None:
+        # Why: without `add_record_metadata` the SDK removes every `_sdc_*` property; a tap
+        # that declares `_sdc_deleted_at` uses it to mark deletions, so it is kept.
+        deleted_at = self.schema["properties"].get(DELETED_AT)
+        super()._remove_sdc_metadata_from_schema()
+        if self._declares_deleted_at and deleted_at is not None:
+            self.schema["properties"][DELETED_AT] = deleted_at
