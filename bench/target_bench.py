@@ -258,13 +258,13 @@ def plain_copy(path: Path, url: str, schema: str, upsert: bool) -> None:
     import orjson
     import psycopg
     from psycopg import sql
-    from target_pipeboard_postgres import types
+    from target_pipeboard_postgres import column_types
 
     with path.open("rb") as source, psycopg.connect(url, autocommit=True) as conn:
         first = orjson.loads(source.readline())
         props = first["schema"]["properties"]
         names = list(props)
-        kinds = [types.sql_type(p) for p in props.values()]
+        kinds = [column_types.sql_type(p) for p in props.values()]
         json_cols = [i for i, k in enumerate(kinds) if k == "jsonb"]
         table = sql.Identifier(schema, "deals")
         cols = sql.SQL(", ").join(map(sql.Identifier, names))

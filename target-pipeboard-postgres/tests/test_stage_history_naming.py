@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from target_pipeboard_postgres.identifiers import snake_case
 from target_pipeboard_postgres.stage_history import (
     Stage,
     StageHistoryConfigError,
     StageHistorySettings,
     assign_stage_columns,
-    snake_case,
 )
 
 
@@ -81,3 +81,18 @@ def test_settings_parse_and_errors():
         StageHistorySettings.from_config({"changes_stream": 3})
     with pytest.raises(StageHistoryConfigError, match="must be an object"):
         StageHistorySettings.from_config("on")  # type: ignore[arg-type]
+
+
+def test_stage_columns_named_before_the_fitters_were_unified_keep_their_names():
+    # Stage columns used to be cut at 54 characters with trailing `_` stripped; the target's one
+    # fitter keeps the `_`. Columns already assigned are read back from the mapping, never
+    # renamed; only stages seen for the first time get the new form.
+    base = "x" * 38 + "_then_a_long_tail_past_the_limit"
+    old_style = "moved_to_stage_" + "x" * 38 + "_a7e1c2d3"
+    existing = {1: old_style}
+    stages = [Stage(1, base, 1, 1), Stage(2, base + " two", 1, 2)]
+    new = assign_stage_columns(stages, {}, existing)
+    assert 1 not in new
+    assert new[2].startswith("moved_to_stage_" + "x" * 38 + "__")
+    assert len(new[2].encode()) == 63
+    assert new[2] != old_style

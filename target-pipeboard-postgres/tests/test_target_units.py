@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from psycopg import sql as pgsql
-from target_pipeboard_postgres import identifiers, sql, types, values
+from target_pipeboard_postgres import column_types, identifiers, sql_builders, values
 from target_pipeboard_postgres.state import StateGate
 
 
@@ -65,7 +65,7 @@ from target_pipeboard_postgres.state import StateGate
     ],
 )
 def test_sql_type(schema, expected):
-    assert types.sql_type(schema) == expected
+    assert column_types.sql_type(schema) == expected
 
 
 @pytest.mark.parametrize(
@@ -90,7 +90,7 @@ def test_sql_type(schema, expected):
     ],
 )
 def test_x_sql_datatype_canonical_names(declared, expected):
-    assert types.sql_datatype(declared) == expected
+    assert column_types.sql_datatype(declared) == expected
 
 
 @pytest.mark.parametrize(
@@ -114,8 +114,8 @@ def test_x_sql_datatype_canonical_names(declared, expected):
     ],
 )
 def test_x_sql_datatype_that_is_no_type_name_is_refused(declared):
-    with pytest.raises(types.UnsafeSQLTypeError, match="x-sql-datatype"):
-        types.sql_type({"type": "string", "x-sql-datatype": declared})
+    with pytest.raises(column_types.UnsafeSQLTypeError, match="x-sql-datatype"):
+        column_types.sql_type({"type": "string", "x-sql-datatype": declared})
 
 
 @pytest.mark.parametrize(
@@ -141,7 +141,7 @@ def test_x_sql_datatype_that_is_no_type_name_is_refused(declared):
     ],
 )
 def test_widen(current, incoming, expected):
-    assert types.widen(current, incoming) == expected
+    assert column_types.widen(current, incoming) == expected
 
 
 @pytest.mark.parametrize(
@@ -156,7 +156,7 @@ def test_widen(current, incoming, expected):
     ],
 )
 def test_normalize(formatted, expected):
-    assert types.normalize(formatted) == expected
+    assert column_types.normalize(formatted) == expected
 
 
 @pytest.mark.parametrize(
@@ -216,11 +216,50 @@ def test_long_names_are_shortened_deterministically_without_collisions():
     multibyte.encode().decode()  # never cut inside a character
 
 
+def _assign_columns(properties: list[str]) -> dict[str, str]:
+    # As the connector names new columns: each one not taken by an earlier property.
+    mapping: dict[str, str] = {}
+    for prop in properties:
+        mapping[prop] = identifiers.new_column(prop, set(mapping.values()))
+    return mapping
+
+
 def test_colliding_properties_get_distinct_columns():
-    mapping = identifiers.assign_columns(["User Name", "user_name", "user-name"], {})
+    mapping = _assign_columns(["User Name", "user_name", "user-name"])
     assert mapping["User Name"] == "user_name"
     assert len(set(mapping.values())) == 3
-    assert mapping == identifiers.assign_columns(["User Name", "user_name", "user-name"], {})
+    assert mapping == _assign_columns(["User Name", "user_name", "user-name"])
+
+
+# Names tables and columns already have: the fitter must keep giving them (a change would
+# orphan existing tables, whose names are not recorded anywhere).
+PINNED_NAMES = [
+    (
+        "a_property_name_that_is_much_longer_than_the_sixty_three_bytes_postgres_allows",
+        "a_property_name_that_is_much_longer_than_the_sixty_thr_65d58ac5",
+    ),
+    ("Ümlaut " * 12, "ümlaut_ümlaut_ümlaut_ümlaut_ümlaut_ümlaut_ümlau_d90054bf"),
+    (
+        "deals_with_a_rather_long_stream_name_to_check_shadow_naming_works",
+        "deals_with_a_rather_long_stream_name_to_check_shadow_n_5418d98f",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "expected"), PINNED_NAMES)
+def test_long_names_keep_the_names_existing_tables_have(name, expected):
+    assert identifiers.identifier(name) == expected
+
+
+def test_derived_and_colliding_names_are_pinned_too():
+    long_table = "deals_with_a_rather_long_stream_name_to_check_shadow_naming_works"
+    shadow = identifiers.derived_name(long_table, "__pb_overwrite")
+    assert shadow == "deals_with_a_rather_long_stream_name_to___pb_overwrite_73f2ffe1"
+    first = identifiers.new_column("user_name", {"user_name"})
+    assert first == "user_name_065d4d8f"
+    assert identifiers.new_column("user_name", {"user_name", first}) == "user_name_720884cc"
+    assert identifiers.fit("short") == "short"
+    assert identifiers.fit("x" * 70) == identifiers.with_suffix("x" * 70, "x" * 70)
 
 
 @pytest.mark.parametrize(
@@ -242,7 +281,7 @@ def render(statement: pgsql.Composable) -> str:
 
 
 def test_upsert_statement():
-    statement = sql.upsert_on_conflict("crm", "deals", "stage", ["id", "title"], ["id"])
+    statement = sql_builders.upsert_on_conflict("crm", "deals", "stage", ["id", "title"], ["id"])
     assert render(statement) == (
         'INSERT INTO "crm"."deals" ("id", "title") SELECT "s"."id", "s"."title" FROM "stage" AS s '
         'WHERE TRUE ON CONFLICT ("id") DO UPDATE SET "title" = EXCLUDED."title"'
@@ -250,24 +289,26 @@ def test_upsert_statement():
 
 
 def test_upsert_of_key_only_table_does_nothing_on_conflict():
-    statement = sql.upsert_on_conflict("crm", "links", "stage", ["a", "b"], ["a", "b"])
+    statement = sql_builders.upsert_on_conflict("crm", "links", "stage", ["a", "b"], ["a", "b"])
     assert render(statement).endswith('ON CONFLICT ("a", "b") DO NOTHING')
 
 
 def test_upsert_with_hard_delete_skips_deleted_rows():
-    statement = sql.upsert_on_conflict("crm", "d", "st", ["id"], ["id"], hard_delete=True)
+    statement = sql_builders.upsert_on_conflict("crm", "d", "st", ["id"], ["id"], hard_delete=True)
     assert 'WHERE "s"."_sdc_deleted_at" IS NULL' in render(statement)
 
 
 def test_dedupe_keeps_the_last_row_per_key():
-    assert render(sql.dedupe_stage("st", ["id", "org"])) == (
+    assert render(sql_builders.dedupe_stage("st", ["id", "org"])) == (
         'DELETE FROM "st" AS a USING "st" AS b WHERE "a"."id" = "b"."id" AND "a"."org" = "b"."org" '
         'AND a."_pb_seq" < b."_pb_seq"'
     )
 
 
 def test_identifiers_are_quoted_in_ddl():
-    statement = sql.create_table("s", 'we"ird', [('"; DROP', "text"), ("id", "bigint")], ["id"])
+    statement = sql_builders.create_table(
+        "s", 'we"ird', [('"; DROP', "text"), ("id", "bigint")], ["id"]
+    )
     assert render(statement) == (
         'CREATE TABLE IF NOT EXISTS "s"."we""ird" '
         '("""; DROP" text, "id" bigint, PRIMARY KEY ("id"))'
@@ -283,13 +324,13 @@ def test_identifiers_are_quoted_in_ddl():
     ],
 )
 def test_widen_column_statement(old, new, using):
-    assert render(sql.widen_column("s", "t", "c", old, new)) == (
+    assert render(sql_builders.widen_column("s", "t", "c", old, new)) == (
         f'ALTER TABLE "s"."t" ALTER COLUMN "c" TYPE {new} USING {using}'
     )
 
 
 def test_stage_numbers_rows_in_arrival_order():
-    assert render(sql.create_stage("st", [("id", "bigint")])) == (
+    assert render(sql_builders.create_stage("st", [("id", "bigint")])) == (
         'CREATE TEMPORARY TABLE "st" ("id" bigint, "_pb_seq" bigint GENERATED ALWAYS AS IDENTITY) '
         "ON COMMIT DROP"
     )

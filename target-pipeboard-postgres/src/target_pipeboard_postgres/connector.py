@@ -16,7 +16,7 @@ import psycopg.errors
 from psycopg import sql as pgsql
 from singer_sdk.sql import SQLConnector
 
-from target_pipeboard_postgres import embedded, identifiers, sql, types
+from target_pipeboard_postgres import column_types, embedded, identifiers, sql_builders
 from target_pipeboard_postgres.commit_ledger import BackgroundLoader
 from target_pipeboard_postgres.errors import DatabaseUnavailableError
 from target_pipeboard_postgres.post_load import LoadedBatch, PostLoadExpansion
@@ -27,7 +27,12 @@ logger = logging.getLogger(__name__)
 SOURCE_KEY_ANNOTATIONS = ("x-pipedrive-key", "x-source-key")
 SOURCE_SUBFIELD_ANNOTATIONS = ("x-pipedrive-subfield", "x-source-subfield")
 _COPY_LINE = re.compile(r"line (\d+)")
-_DIRECT_KEY_TYPES = {types.SMALLINT, types.INTEGER, types.BIGINT, types.TEXT}
+_DIRECT_KEY_TYPES = {
+    column_types.SMALLINT,
+    column_types.INTEGER,
+    column_types.BIGINT,
+    column_types.TEXT,
+}
 
 
 def source_key(prop_schema: Mapping[str, Any]) -> str | None:
@@ -94,11 +99,6 @@ class PostgresConnector(SQLConnector):
 
     # Connection
 
-    @property
-    def spec(self) -> ConnectionSpec:
-        """The configured connection (its display form is safe to log)."""
-        return self._spec
-
     def conninfo(self) -> str:
         """The libpq conninfo, starting the embedded server if that was chosen."""
         if self._spec.embedded_dir is not None:
@@ -153,12 +153,14 @@ class PostgresConnector(SQLConnector):
 
     def existing_columns(self, schema: str, table: str) -> dict[str, str]:
         """Column -> canonical type of a table ({} if it does not exist)."""
-        rows = self.pg.execute(sql.table_columns(), {"schema": schema, "table": table}).fetchall()
-        return {name: types.normalize(kind) for name, kind in rows}
+        rows = self.pg.execute(
+            sql_builders.table_columns(), {"schema": schema, "table": table}
+        ).fetchall()
+        return {name: column_types.normalize(kind) for name, kind in rows}
 
     def unique_key_sets(self, schema: str, table: str) -> list[set[str]]:
         """Column sets of the table's unique indexes."""
-        rows = self.pg.execute(sql.unique_key_sets(), {"schema": schema, "table": table})
+        rows = self.pg.execute(sql_builders.unique_key_sets(), {"schema": schema, "table": table})
         return [set(row[0]) for row in rows.fetchall()]
 
     def _exists(self, query: pgsql.SQL, **params: str) -> bool:
@@ -169,7 +171,7 @@ class PostgresConnector(SQLConnector):
     def _assign_columns(
         self, schema: str, table: str, properties: Mapping[str, Mapping[str, Any]]
     ) -> tuple[dict[str, str], list[tuple[str, str, str | None]]]:
-        stored = self.pg.execute(sql.read_metadata(schema), {"table": table}).fetchall()
+        stored = self.pg.execute(sql_builders.read_metadata(schema), {"table": table}).fetchall()
         by_property = {prop: (column, key) for prop, column, key in stored}
         by_key = {key: column for _, column, key in stored if key}
         owned = {column for column, _ in by_property.values()}
@@ -236,21 +238,25 @@ class PostgresConnector(SQLConnector):
         with conn.transaction():
             # Loaders preparing tables of one schema at once take turns (CREATE ... IF NOT
             # EXISTS is not safe against a concurrent create).
-            conn.execute(sql.lock_schema_ddl(), {"schema": schema})
+            conn.execute(sql_builders.lock_schema_ddl(), {"schema": schema})
             # Only what is missing is created: a role may own its schema and tables without
             # the right to create schemas in the database.
-            if not self._exists(sql.schema_exists(), schema=schema):
-                conn.execute(sql.create_schema(schema))
-            if not self._exists(sql.table_exists(), schema=schema, table=sql.METADATA_TABLE):
-                conn.execute(sql.create_metadata_table(schema))
+            if not self._exists(sql_builders.schema_exists(), schema=schema):
+                conn.execute(sql_builders.create_schema(schema))
+            if not self._exists(
+                sql_builders.table_exists(), schema=schema, table=sql_builders.METADATA_TABLE
+            ):
+                conn.execute(sql_builders.create_metadata_table(schema))
             columns, updates = self._assign_columns(schema, table, properties)
-            desired = {columns[p]: types.sql_type(s) for p, s in properties.items() if p in columns}
+            desired = {
+                columns[p]: column_types.sql_type(s) for p, s in properties.items() if p in columns
+            }
             key_columns = [columns[k] for k in key_properties]
             existing = self.existing_columns(schema, table)
             added = widened = 0
             if not existing:
                 conn.execute(
-                    sql.create_table(
+                    sql_builders.create_table(
                         schema, table, list(desired.items()), key_columns if primary_key else []
                     )
                 )
@@ -259,30 +265,34 @@ class PostgresConnector(SQLConnector):
                 final = dict(existing)
                 for column, kind in desired.items():
                     if column not in existing:
-                        conn.execute(sql.add_column(schema, table, column, kind))
+                        conn.execute(sql_builders.add_column(schema, table, column, kind))
                         final[column] = kind
                         added += 1
                         continue
-                    wider = types.widen(existing[column], kind)
+                    wider = column_types.widen(existing[column], kind)
                     if wider != existing[column]:
                         conn.execute(
-                            sql.widen_column(schema, table, column, existing[column], wider)
+                            sql_builders.widen_column(
+                                schema, table, column, existing[column], wider
+                            )
                         )
                         final[column] = wider
                         widened += 1
             for extra in extra_tables:
                 if reset_extra_tables:
-                    conn.execute(sql.drop_table(schema, extra))
-                conn.execute(sql.create_table_like(schema, extra, table))
+                    conn.execute(sql_builders.drop_table(schema, extra))
+                conn.execute(sql_builders.create_table_like(schema, extra, table))
                 have = self.existing_columns(schema, extra)
                 for column, kind in final.items():
                     if column not in have:
-                        conn.execute(sql.add_column(schema, extra, column, kind))
+                        conn.execute(sql_builders.add_column(schema, extra, column, kind))
                     elif have[column] != kind:
-                        conn.execute(sql.widen_column(schema, extra, column, have[column], kind))
+                        conn.execute(
+                            sql_builders.widen_column(schema, extra, column, have[column], kind)
+                        )
             for prop, column, key in updates:
                 conn.execute(
-                    sql.write_metadata(schema),
+                    sql_builders.write_metadata(schema),
                     {"table": table, "property": prop, "column": column, "source_key": key},
                 )
         unique = set(key_columns) in self.unique_key_sets(schema, table) if key_columns else False
@@ -381,7 +391,7 @@ class PostgresConnector(SQLConnector):
         direct: bool,
     ) -> None:
         keys = layout.key_columns
-        deletes = hard_delete and sql.DELETED_AT in columns
+        deletes = hard_delete and sql_builders.DELETED_AT in columns
         conn = self.pg
         try:
             with conn.transaction(), conn.cursor() as cur:
@@ -417,16 +427,16 @@ class PostgresConnector(SQLConnector):
         schema = layout.schema
         keys = layout.key_columns
         if not upsert or not keys:
-            self._copy_rows(cur, sql.copy_into_table(schema, load_table, columns), rows)
+            self._copy_rows(cur, sql_builders.copy_into_table(schema, load_table, columns), rows)
             if deletes:
-                cur.execute(sql.delete_marked(schema, load_table))
+                cur.execute(sql_builders.delete_marked(schema, load_table))
             return lambda: pgsql.Identifier(schema, load_table)
         if direct and not deletes and self._all_keys_new(layout, load_table, columns, rows):
             # Only new keys (an initial load, new records): no staging needed.
-            self._copy_rows(cur, sql.copy_into_table(schema, load_table, columns), rows)
+            self._copy_rows(cur, sql_builders.copy_into_table(schema, load_table, columns), rows)
             key = keys[0]
             position = list(columns).index(key)
-            return lambda: sql.rows_with_keys(
+            return lambda: sql_builders.rows_with_keys(
                 schema,
                 load_table,
                 key,
@@ -434,25 +444,27 @@ class PostgresConnector(SQLConnector):
                 [row[position] for row in rows],
             )
         stage = f"pb_stage_{uuid.uuid4().hex[:12]}"
-        cur.execute(sql.create_stage(stage, [(c, layout.column_types[c]) for c in columns]))
-        self._copy_rows(cur, sql.copy_into_stage(stage, columns), rows)
+        cur.execute(
+            sql_builders.create_stage(stage, [(c, layout.column_types[c]) for c in columns])
+        )
+        self._copy_rows(cur, sql_builders.copy_into_stage(stage, columns), rows)
         if dedupe:
-            cur.execute(sql.dedupe_stage(stage, keys))
+            cur.execute(sql_builders.dedupe_stage(stage, keys))
         if deletes:
-            cur.execute(sql.delete_marked_from_stage(schema, load_table, stage, keys))
+            cur.execute(sql_builders.delete_marked_from_stage(schema, load_table, stage, keys))
         if layout.has_unique_key:
-            upsert_rows = sql.upsert_on_conflict(
+            upsert_rows = sql_builders.upsert_on_conflict(
                 schema, load_table, stage, columns, keys, hard_delete=deletes
             )
             cur.execute(upsert_rows)
         else:
-            update = sql.update_from_stage(
+            update = sql_builders.update_from_stage(
                 schema, load_table, stage, columns, keys, hard_delete=deletes
             )
             if update is not None:
                 cur.execute(update)
             cur.execute(
-                sql.insert_missing_from_stage(
+                sql_builders.insert_missing_from_stage(
                     schema, load_table, stage, columns, keys, hard_delete=deletes
                 )
             )
@@ -473,7 +485,7 @@ class PostgresConnector(SQLConnector):
         if key_type not in _DIRECT_KEY_TYPES:
             return False
         position = list(columns).index(key)
-        statement = sql.any_key_exists(layout.schema, load_table, key, key_type)
+        statement = sql_builders.any_key_exists(layout.schema, load_table, key, key_type)
         try:
             with self.pg.transaction():  # a savepoint: a key that does not parse is not fatal here
                 found = self.pg.execute(
@@ -498,9 +510,9 @@ class PostgresConnector(SQLConnector):
         """
         schema = layout.schema
         statement = (
-            sql.hard_delete_old_versions(schema, table)
+            sql_builders.hard_delete_old_versions(schema, table)
             if hard_delete
-            else sql.soft_delete_old_versions(schema, table)
+            else sql_builders.soft_delete_old_versions(schema, table)
         )
         conn = self.pg
         with conn.transaction():
@@ -513,5 +525,5 @@ class PostgresConnector(SQLConnector):
         """Atomically replace a table's rows with those of ``source`` (dropped after)."""
         columns = list(self.existing_columns(schema, source))
         with self.pg.transaction():
-            for statement in sql.replace_contents(schema, table, source, columns):
+            for statement in sql_builders.replace_contents(schema, table, source, columns):
                 self.pg.execute(statement)

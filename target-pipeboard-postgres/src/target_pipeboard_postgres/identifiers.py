@@ -1,4 +1,4 @@
-"""Postgres identifiers: conforming names, the 63-byte limit, stream name parts.
+"""Postgres identifiers: conforming names, the 63-byte limit, stream name parts, snake_case.
 
 Names are conformed like the SDK's SQL targets do (lower case, ``.``/``-``/space to ``_``,
 other punctuation dropped, leading digit prefixed with ``_``) so users switching from another
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 
 MAX_IDENTIFIER_BYTES = 63
 _HASH_CHARS = 8
@@ -43,12 +44,29 @@ def with_suffix(base: str, original: str) -> str:
     return f"{_truncate_bytes(base, room)}_{_hash(original)}"
 
 
+def fit(name: str, hash_of: str | None = None) -> str:
+    """``name`` within Postgres's 63 bytes: the one fitter of the package.
+
+    A name that fits is kept; a longer one is cut (never inside a character) and given a hash
+    of ``hash_of`` (default: the name itself). Names already in use depend on this: it must
+    never change (see the pinned names in the tests).
+    """
+    if len(name.encode()) <= MAX_IDENTIFIER_BYTES:
+        return name
+    return with_suffix(name, name if hash_of is None else hash_of)
+
+
 def identifier(name: str) -> str:
     """A conformed identifier that fits Postgres's limit; long names get a hash suffix."""
-    cleaned = conform(name)
-    if len(cleaned.encode()) <= MAX_IDENTIFIER_BYTES:
-        return cleaned
-    return with_suffix(cleaned, name)
+    return fit(conform(name), hash_of=name)
+
+
+def snake_case(text: str) -> str:
+    """ASCII snake_case of a display name (``Proposal Made`` -> ``proposal_made``; a camel-case
+    boundary becomes ``_``); empty when nothing ASCII is left."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", ascii_text)
+    return re.sub(r"[^0-9A-Za-z]+", "_", spaced).strip("_").lower()
 
 
 def new_column(prop: str, used: set[str]) -> str:
@@ -59,25 +77,6 @@ def new_column(prop: str, used: set[str]) -> str:
         counter += 1
         column = with_suffix(conform(prop), prop if counter == 1 else f"{prop}#{counter}")
     return column
-
-
-def assign_columns(properties: list[str], taken: dict[str, str]) -> dict[str, str]:
-    """Column names for ``properties``, never reusing a column another property holds.
-
-    Args:
-        properties: property names in schema order.
-        taken: existing mapping property -> column (kept as is).
-
-    Returns:
-        The mapping for every property, existing entries unchanged.
-    """
-    result = dict(taken)
-    used = set(taken.values())
-    for prop in properties:
-        if prop not in result:
-            result[prop] = new_column(prop, used)
-            used.add(result[prop])
-    return result
 
 
 def split_stream_name(stream: str, default_schema: str | None) -> tuple[str | None, str]:

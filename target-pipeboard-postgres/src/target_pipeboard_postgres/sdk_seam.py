@@ -97,10 +97,6 @@ class TargetSeam(SQLTarget):
         """
         return self._sinks_active.get(stream)
 
-    def all_sinks(self) -> list[Sink]:
-        """Active sinks and those superseded by a new schema but not yet cleared."""
-        return [*self._sinks_to_clear, *self._sinks_active.values()]
-
     @property
     def connector_opened(self) -> bool:
         """Whether the shared connector exists (a run that failed early has none)."""

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 import psycopg
 
-from target_pipeboard_postgres import identifiers, sql, types, values
+from target_pipeboard_postgres import column_types, identifiers, sql_builders, values
 from target_pipeboard_postgres.commit_ledger import Batch, CommitLedger
 from target_pipeboard_postgres.connector import BatchFailure, PostgresConnector, TableLayout
 from target_pipeboard_postgres.errors import (
@@ -26,8 +26,8 @@ from target_pipeboard_postgres.settings import DEFAULT_BATCH_SIZE_BYTES, DEFAULT
 DEFAULT_SCHEMA = "public"
 OVERWRITE_SUFFIX = "__pb_overwrite"
 _VERSION_PROPERTIES = {
-    sql.TABLE_VERSION: {"type": ["null", "integer"]},
-    sql.DELETED_AT: {"type": ["null", "string"], "format": "date-time"},
+    sql_builders.TABLE_VERSION: {"type": ["null", "integer"]},
+    sql_builders.DELETED_AT: {"type": ["null", "string"], "format": "date-time"},
 }
 
 
@@ -131,11 +131,11 @@ class PostgresSink(SinkSeam):
         for prop, prop_schema in properties.items():
             try:
                 if isinstance(prop_schema, Mapping):
-                    types.sql_type(prop_schema)  # refuses an x-sql-datatype that is no type
-            except types.UnsafeSQLTypeError as exc:
+                    column_types.sql_type(prop_schema)  # refuses an x-sql-datatype that is no type
+            except column_types.UnsafeSQLTypeError as exc:
                 line = self._target.current_line
                 raise SchemaError(self.stream_name, line, f"property {prop!r}: {exc}") from None
-        self._versioned = sql.TABLE_VERSION in properties
+        self._versioned = sql_builders.TABLE_VERSION in properties
         self._prepare()
 
     def _prepare(self) -> None:
@@ -154,7 +154,7 @@ class PostgresSink(SinkSeam):
                 primary_key=self._upsert,
                 reset_extra_tables=fresh_shadow,
             )
-        except (psycopg.Error, types.UnsafeSQLTypeError) as exc:
+        except (psycopg.Error, column_types.UnsafeSQLTypeError) as exc:
             raise TableSetupError(
                 self.stream_name,
                 f"{self.schema_name}.{self.table_name}",
@@ -199,7 +199,7 @@ class PostgresSink(SinkSeam):
         elif self._versioned or "version" in message:
             if not self._versioned:
                 self.enable_versions()
-            record[sql.TABLE_VERSION] = message.get("version")
+            record[sql_builders.TABLE_VERSION] = message.get("version")
         self.add_record(record, line, nbytes, seq)
 
     def add_record(self, record: dict[str, Any], line: int | None, nbytes: int, seq: int) -> None:
@@ -241,7 +241,7 @@ class PostgresSink(SinkSeam):
         """Records reaching the sink through the SDK's path (stream maps configured)."""
         _ = context
         if self._versioned and not self._fill_metadata:
-            record[sql.TABLE_VERSION] = self._target.current_version
+            record[sql_builders.TABLE_VERSION] = self._target.current_version
         record, count = values.strip_nul(record)
         if count:
             self._target.count_nul(self.stream_name, count)

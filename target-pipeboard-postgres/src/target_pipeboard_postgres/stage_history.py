@@ -34,8 +34,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
-import unicodedata
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -45,7 +43,9 @@ import psycopg
 from psycopg import sql
 from singer_sdk import typing as th
 
+from target_pipeboard_postgres import identifiers
 from target_pipeboard_postgres import stage_history_sql as q
+from target_pipeboard_postgres.identifiers import snake_case
 
 if TYPE_CHECKING:
     from target_pipeboard_postgres.connector import TableLayout
@@ -54,7 +54,6 @@ if TYPE_CHECKING:
 LOGGER = logging.getLogger(__name__)
 
 COLUMN_PREFIX = "moved_to_stage_"
-MAX_IDENTIFIER_BYTES = 63
 SETTING_NAME = "stage_history"
 _LOCK_NAMESPACE = 0x5354_4748  # "STGH": advisory lock class for the expansion
 
@@ -160,21 +159,6 @@ class Stage:
     order_nr: int
 
 
-def snake_case(text: str) -> str:
-    """ASCII snake_case of a display name; empty when nothing ASCII is left."""
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", ascii_text)
-    return re.sub(r"[^0-9A-Za-z]+", "_", spaced).strip("_").lower()
-
-
-def _fit(name: str) -> str:
-    """``name`` within Postgres's 63 bytes: long names keep a prefix and a hash of the whole."""
-    if len(name) <= MAX_IDENTIFIER_BYTES:
-        return name
-    digest = hashlib.sha1(name.encode(), usedforsecurity=False).hexdigest()[:8]
-    return f"{name[: MAX_IDENTIFIER_BYTES - 9].rstrip('_')}_{digest}"
-
-
 def assign_stage_columns(
     stages: Iterable[Stage],
     pipeline_names: Mapping[int, str],
@@ -202,14 +186,14 @@ def assign_stage_columns(
         if stage.id in existing or stage.id in new:
             continue
         base = snake_case(stage.name) or f"stage_{stage.id}"
-        name = _fit(COLUMN_PREFIX + base)
+        name = identifiers.fit(COLUMN_PREFIX + base)
         if len(pipelines_by_base[snake_case(stage.name)]) > 1 or name in used:
             # The name is shared with another pipeline's stage (now or by an older column).
             pipeline = pipeline_names.get(stage.pipeline_id or 0, "")
             suffix = snake_case(pipeline) or f"pipeline_{stage.pipeline_id}"
-            name = _fit(f"{COLUMN_PREFIX}{base}_{suffix}")
+            name = identifiers.fit(f"{COLUMN_PREFIX}{base}_{suffix}")
         if name in used:  # same name twice in one pipeline, or an unrelated column
-            name = _fit(f"{name}_{stage.id}")
+            name = identifiers.fit(f"{name}_{stage.id}")
         new[stage.id] = name
         used.add(name)
     return new

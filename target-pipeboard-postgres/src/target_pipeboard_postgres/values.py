@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from target_pipeboard_postgres import types
+from target_pipeboard_postgres import column_types
 
 Converter = Callable[[Any], Any]
 
@@ -35,10 +35,10 @@ def to_scalar(value: Any) -> Any:
 
 def converter_for(column_type: str, schema: Mapping[str, Any]) -> Converter | None:
     """The conversion for values of a property landing in a column, or None if none is needed."""
-    if types.is_json(column_type):
+    if column_types.is_json(column_type):
         return to_json_text
-    admitted = types.json_types(schema)
-    if types.is_textual(column_type):
+    admitted = column_types.json_types(schema)
+    if column_types.is_textual(column_type):
         return None if admitted and admitted <= {"string", "null"} else to_text
     if admitted & {"object", "array"} or not admitted:
         return to_scalar

@@ -1,7 +1,7 @@
 """SQL statement builders. Nothing here executes anything.
 
-Identifiers always go through ``sql.Identifier``; type names come from ``types`` (canonical names
-or checked ``x-sql-datatype`` values); values are parameters or travel by COPY.
+Identifiers always go through ``sql.Identifier``; type names come from ``column_types``
+(canonical names or checked ``x-sql-datatype`` values); values are parameters or travel by COPY.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from psycopg import sql
 
-from target_pipeboard_postgres import types
+from target_pipeboard_postgres import column_types
 
 SEQ_COLUMN = "_pb_seq"
 DELETED_AT = "_sdc_deleted_at"
@@ -31,7 +31,8 @@ def _cols(columns: Sequence[str], prefix: str | None = None) -> sql.Composed:
 
 
 def _type(type_name: str) -> sql.SQL:
-    # Safe: canonical names from types.py or x-sql-datatype values checked by types.sql_datatype.
+    # Safe: canonical names from column_types, or x-sql-datatype values checked by
+    # column_types.sql_datatype.
     return sql.SQL(type_name)
 
 
@@ -74,9 +75,9 @@ def add_column(schema: str, table: str, column: str, kind: str) -> sql.Composed:
 
 def _conversion(column: str, old: str, new: str) -> sql.Composed:
     ident = sql.Identifier(column)
-    if types.is_json(new) and not types.is_json(old):
+    if column_types.is_json(new) and not column_types.is_json(old):
         return sql.SQL("to_jsonb({})").format(ident)
-    if new == types.TIMESTAMPTZ and old in {types.DATE, types.TIMESTAMP}:
+    if new == column_types.TIMESTAMPTZ and old in {column_types.DATE, column_types.TIMESTAMP}:
         # stored values are read as UTC, the zone every load session uses
         return sql.SQL("({}::timestamp AT TIME ZONE 'UTC')").format(ident)
     return sql.SQL("{}::{}").format(ident, _type(new))
