@@ -15,8 +15,8 @@ import requests
 from singer_sdk.exceptions import InvalidStreamSortException
 from singer_sdk.singerlib.messages import StateMessage
 from singer_sdk.streams import Stream
-from tap_pipedrive.api import BODY_CHUNK_BYTES, read_body
 from tap_pipedrive.output import RECORD_BATCH_BYTES, OrjsonSingerWriter
+from tap_pipedrive.sdk_seam import BODY_CHUNK_BYTES, read_body
 from tap_pipedrive.tap import TapPipedrive
 
 EXTRACTED = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)

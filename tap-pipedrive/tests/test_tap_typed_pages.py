@@ -9,7 +9,7 @@ import orjson
 import pytest
 from tap_pipedrive.api import OPENAPI
 from tap_pipedrive.client import PipedriveStream
-from tap_pipedrive.fields import CustomFieldFlattener, plan_custom_fields
+from tap_pipedrive.custom_fields import CustomFieldFlattener, plan_custom_fields
 from tap_pipedrive.pagination import MalformedResponseError
 from tap_pipedrive.tap import TapPipedrive
 from tap_pipedrive.typed_pages import TypedPages

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import requests
 from singer_sdk.exceptions import ConfigValidationError
-from tap_pipedrive.fields import (
+from tap_pipedrive.custom_fields import (
     CustomFieldFlattener,
     keep_known_columns,
     plan_custom_fields,

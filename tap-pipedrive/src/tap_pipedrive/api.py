@@ -1,8 +1,11 @@
 """The tap run's connection to Pipedrive: one object shared by every stream.
 
-It owns the HTTP session, authentication, request pacing, token counting, the circuit breaker,
-the dictionary cache and the metrics, and classifies every response (burst limit vs exhausted
-budget, bad credentials, server errors, malformed bodies). Streams send through :meth:`send`.
+It owns the HTTP session (:mod:`tap_pipedrive.session`: pacing, token counting), the
+authentication, the circuit breaker, the dictionary cache and the metrics, and classifies every
+response (burst limit vs exhausted budget, bad credentials, server errors, malformed bodies).
+Streams plug it into the SDK's public request hooks: ``requests_session``, ``authenticator``,
+``request_decorator`` (:meth:`PipedriveApi.guarded`) and ``validate_response``
+(:meth:`PipedriveApi.check_response`).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from tap_pipedrive.resilience import (
     RunStopped,
     make_breaker,
 )
+from tap_pipedrive.session import PipedriveSession, tag_of, tag_request
 from tap_pipedrive.store import CounterStore, MemoryStore, RedisStore, account_key
 
 if t.TYPE_CHECKING:
@@ -39,21 +43,6 @@ if t.TYPE_CHECKING:
 
 DEFAULT_API_URL = "https://api.pipedrive.com"
 LOGGER = logging.getLogger("tap-pipedrive.api")
-#: Bytes per read of a response body. requests reads 10 KB at a time, 170 reads for a page of
-#: 500 deals, which costs about twice the CPU of reading it in one go.
-BODY_CHUNK_BYTES = 1 << 20
-
-
-def read_body(response: requests.Response) -> None:
-    """Read a response sent with ``stream=True`` to the end, in large chunks.
-
-    Afterwards the response is like one sent without streaming: ``content`` holds the body and
-    the connection is back in the pool. Read errors are requests' own (``ChunkedEncodingError``
-    for a truncated body, ``ConnectionError`` for a timeout).
-    """
-    # requests keeps the body in ``_content``; its ``content`` property would read it again in
-    # 10 KB chunks through the same iter_content.
-    response._content = b"".join(response.iter_content(BODY_CHUNK_BYTES))
 
 
 @dataclass(frozen=True)
@@ -85,7 +74,6 @@ class PipedriveApi:
     def __init__(self, config: Mapping[str, t.Any], metrics: TapMetrics | None = None) -> None:
         self.config = config
         self.metrics = metrics or TapMetrics()
-        self.session = requests.Session()
         self.auth: ApiTokenAuth | OAuthRefreshAuth = self._build_auth()
         self.account = account_key(
             str(config.get("api_url") or DEFAULT_API_URL),
@@ -108,7 +96,7 @@ class PipedriveApi:
         self.cache = DictionaryCache(
             self.redis, self.account, int(config.get("cache_ttl_seconds", 3600))
         )
-        self.timeout = float(config.get("request_timeout", 300))
+        self.session = PipedriveSession(self.limiter, self.budget, self.metrics)
 
     def _build_auth(self) -> ApiTokenAuth | OAuthRefreshAuth:
         cfg = self.config
@@ -148,25 +136,22 @@ class PipedriveApi:
     def token_costs(self) -> dict[str, int]:
         return OPENAPI.token_costs
 
-    def send(
+    def guarded(
         self,
+        send: t.Callable[[requests.PreparedRequest, t.Any], requests.Response],
         request: requests.PreparedRequest,
+        context: t.Any,
         endpoint: str,
-        *,
-        cost: int,
-        validate: t.Callable[[dict[str, t.Any]], None] | None = None,
-        decode: t.Callable[[bytes], dict[str, t.Any] | None] | None = None,
     ) -> requests.Response:
-        """Send one request through the breaker; raise the error class its outcome deserves.
+        """``send(request, context)`` through the circuit breaker, the request tagged with its
+        endpoint and cost (see :mod:`tap_pipedrive.session`).
 
-        ``validate`` checks the parsed body (e.g. a list page must have a list); its errors count
-        as failures like any other. ``decode`` is the stream's own body decoder, if it has one
-        (see :func:`~tap_pipedrive.pagination.response_body`).
+        ``send`` is the SDK's request call (auth, the session's send, ``validate_response``):
+        the failures it raises, malformed bodies included, count towards the breaker.
         """
+        tag_request(request, endpoint, self.cost_of("GET", endpoint))
         try:
-            response: requests.Response = self.breaker.call(
-                self._send, request, endpoint, cost, validate, decode
-            )
+            response: requests.Response = self.breaker.call(send, request, context)
             return response
         except pybreaker.CircuitBreakerError:
             msg = (
@@ -175,35 +160,22 @@ class PipedriveApi:
             )
             raise CircuitOpenError(msg) from None
 
-    def _send(
+    def check_response(
         self,
-        request: requests.PreparedRequest,
-        endpoint: str,
-        cost: int,
-        validate: t.Callable[[dict[str, t.Any]], None] | None,
+        response: requests.Response,
+        *,
+        validate: t.Callable[[dict[str, t.Any]], None] | None = None,
         decode: t.Callable[[bytes], dict[str, t.Any] | None] | None = None,
-    ) -> requests.Response:
-        self.budget.check(cost)
-        self.limiter.acquire()
-        self.auth(request)
-        metrics = self.metrics
-        try:
-            response = self.session.send(request, timeout=self.timeout, stream=True)
-            read_body(response)
-        except requests.RequestException as exc:
-            metrics.api_requests.labels(endpoint, type(exc).__name__).inc()
-            raise
+    ) -> None:
+        """Raise the error class a response's outcome deserves (a stream's ``validate_response``).
+
+        ``validate`` checks the parsed body (e.g. a list page must have a list); ``decode`` is
+        the stream's own body decoder, if it has one (see
+        :func:`~tap_pipedrive.pagination.response_body`).
+        """
+        endpoint = tag_of(response.request).endpoint
         status = response.status_code
-        metrics.api_requests.labels(endpoint, str(status)).inc()
         headers = response.headers
-        self.limiter.observe(headers)
-        self.budget.observe(headers)
-        if status != 429:
-            self.budget.charge(cost)
-            metrics.tokens_spent.inc(cost)
-        remaining = self.budget.estimated_remaining()
-        if remaining is not None:
-            metrics.budget_remaining.set(remaining)
         if status == 429:
             self._raise_rate_limited(response, endpoint)
         if status == 401:
@@ -237,7 +209,6 @@ class PipedriveApi:
         body = response_body(response, decode)
         if validate is not None:
             validate(body)
-        return response
 
     def _raise_rate_limited(self, response: requests.Response, endpoint: str) -> t.NoReturn:
         headers = response.headers

@@ -62,10 +62,13 @@ def _path(response: requests.Response) -> str:
 
 
 class CursorPaginator(BaseAPIPaginator[str | None]):
-    """API v2: ``additional_data.next_cursor`` names the next page; ``null`` ends the list."""
+    """API v2: ``additional_data.next_cursor`` names the next page; ``null`` ends the list.
 
-    def __init__(self) -> None:
-        super().__init__(None)
+    ``start`` resumes a list at a saved cursor (``None``: the first page).
+    """
+
+    def __init__(self, start: str | None = None) -> None:
+        super().__init__(start)
 
     @override
     def get_next(self, response: requests.Response) -> str | None:

@@ -10,23 +10,23 @@ import typing as t
 from collections.abc import MutableMapping
 from functools import cached_property
 
-from singer_sdk import Stream, Tap
+from singer_sdk import Stream
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
-from singer_sdk.helpers._state import StateWriter
 from typing_extensions import override
 
 from tap_pipedrive.api import DEFAULT_API_URL, OPENAPI, PipedriveApi
 from tap_pipedrive.auth import DEFAULT_TOKEN_URL
-from tap_pipedrive.client import IncrementalStream
-from tap_pipedrive.fields import (
+from tap_pipedrive.custom_fields import (
     CustomField,
     keep_known_columns,
     plan_custom_fields,
     restore_annotations,
 )
+from tap_pipedrive.incremental import IncrementalStream
 from tap_pipedrive.metrics import default_pipeline
 from tap_pipedrive.output import OrjsonSingerWriter
+from tap_pipedrive.sdk_seam import SeamTap
 from tap_pipedrive.streams import (
     FIELD_STREAM_TYPES,
     OPT_IN_STREAM_TYPES,
@@ -235,20 +235,7 @@ def coerce_numbers(config: MutableMapping[str, t.Any], names: t.Iterable[str]) -
         config[name] = number
 
 
-class _SettlingStateWriter(StateWriter):
-    """Runs ``before_state`` (boundary digests, pending records) before each STATE message."""
-
-    def __init__(self, message_writer: t.Any, before_state: t.Callable[[], None]) -> None:
-        super().__init__(message_writer)
-        self._before_state = before_state
-
-    @override
-    def write_state(self, state: t.Any) -> None:
-        self._before_state()
-        super().write_state(state)
-
-
-class TapPipedrive(Tap):
+class TapPipedrive(SeamTap):
     """Pipedrive CRM → Singer."""
 
     name = "tap-pipedrive"
@@ -263,14 +250,13 @@ class TapPipedrive(Tap):
         if isinstance(catalog, dict):
             kwargs["catalog"] = self._keep_known_columns(catalog)
         super().__init__(*args, state=state, **kwargs)
-        self._state_writer = _SettlingStateWriter(self.message_writer, self._before_state)
+        self.install_state_writer(self._before_state)
 
     @override
-    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+    def prepare_config(self, config: dict[str, t.Any]) -> None:
         # The one place config is coerced: after the SDK has merged files and environment
         # variables, before it checks the values against the schema.
-        coerce_numbers(self._config, number_settings(self.config_jsonschema))
-        return super()._validate_config(raise_errors=raise_errors)
+        coerce_numbers(config, number_settings(self.config_jsonschema))
 
     def _before_state(self) -> None:
         self._settle_boundaries()
@@ -350,10 +336,9 @@ class TapPipedrive(Tap):
                 mapping.update({f.key: f.column for f in fields})
                 stream.stream_state[COLUMN_MAP_KEY] = mapping
 
-    # The SDK marks sync_all final; this wrapper only adds what must happen around the whole
-    # run (state on a clean stop, metrics push on success and failure) and then delegates.
-    @override  # type: ignore[misc]
-    def sync_all(self) -> None:
+    @override
+    def around_sync(self, sync: t.Callable[[], None]) -> None:
+        """State on a clean stop, metrics push on success and failure, around the SDK's sync."""
         metrics = self.api.metrics
         # Every page parses into thousands of new dicts, each a tick of the cyclic garbage
         # collector, whose full passes would walk everything start-up built (modules, schemas,
@@ -362,12 +347,12 @@ class TapPipedrive(Tap):
         gc.freeze()
         try:
             self._remember_columns()
-            super().sync_all()
+            sync()
             metrics.mark_success()
         except Exception:
             # Every record emitted so far is covered by this state (bookmarks advance only with
             # emitted records), so the next run resumes here instead of starting over.
-            self._state_writer.write_state(self.state)
+            self.state_writer.write_state(self.state)
             raise
         finally:
             gc.unfreeze()

@@ -19,7 +19,7 @@ import typing as t
 
 import msgspec
 
-from tap_pipedrive.fields import CustomField, FlattenerSource, source_literal
+from tap_pipedrive.custom_fields import CustomField, FlattenerSource, source_literal
 
 #: The key of a v2 record that holds its custom-field values.
 CUSTOM_FIELDS = "custom_fields"

@@ -8,6 +8,7 @@ from functools import cached_property
 from typing_extensions import override
 
 from tap_pipedrive.client import IncrementalStream, PipedriveStream
+from tap_pipedrive.sdk_seam import sync_children
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -64,7 +65,7 @@ class DealsStream(IncrementalStream):
         # Batches of line items span both partitions; the last one sends the remainder.
         if self._pending_deal_ids:
             batch, self._pending_deal_ids = self._pending_deal_ids, []
-            self._sync_children({"deal_ids": batch})
+            sync_children(self, {"deal_ids": batch})
         super().finish_full_read()
         for child in self.child_streams:
             if isinstance(child, PipedriveStream) and child.selected:

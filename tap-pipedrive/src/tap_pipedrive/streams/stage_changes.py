@@ -66,6 +66,8 @@ from tap_pipedrive.backfill import (
 from tap_pipedrive.client import PipedriveStream
 from tap_pipedrive.pagination import CursorPaginator, OffsetPaginator, response_body
 from tap_pipedrive.resilience import GoneError
+from tap_pipedrive.sdk_seam import send_with_retries, write_state_now
+from tap_pipedrive.session import tag_of
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -273,10 +275,6 @@ def config_properties() -> list[th.Property[t.Any]]:
     ]
 
 
-def _accept(body: dict[str, t.Any]) -> None:
-    """Per-deal bodies are checked against the deal record instead."""
-
-
 class _Stop(Exception):  # control flow, never leaves the stream
     """The backfill reached the run's share of the daily budget."""
 
@@ -324,18 +322,12 @@ class DealStageChangesStream(PipedriveStream):
         return False
 
     @override
-    def _request(
-        self, prepared_request: requests.PreparedRequest, context: Context | None
-    ) -> requests.Response:
-        endpoint = self.endpoint_for(context)
+    def validate_response(self, response: requests.Response) -> None:
         # A per-deal answer with ``null`` data is not retried: the real flow endpoint sends it
         # for some deals every time. It reads as "no moves", and a deal whose record says it
         # moved is then held back for the next run (see history_is_consistent).
-        listing = endpoint in (DEALS_PATH, ARCHIVED_PATH, STAGES_PATH)
-        validate = self.validate_body if listing else _accept
-        return self.api.send(
-            prepared_request, endpoint, cost=self._cost(endpoint), validate=validate
-        )
+        listing = tag_of(response.request).endpoint in (DEALS_PATH, ARCHIVED_PATH, STAGES_PATH)
+        self.api.check_response(response, validate=self.validate_body if listing else None)
 
     @override
     def endpoint_for(self, context: Context | None) -> str:
@@ -358,7 +350,6 @@ class DealStageChangesStream(PipedriveStream):
         paginator: BaseAPIPaginator[t.Any],
     ) -> t.Iterator[tuple[t.Any, dict[str, t.Any]]]:
         """(token of the page, parsed body) for each page, through the tap's request path."""
-        send = self.request_decorator(self._request)
         token_param = "start" if isinstance(paginator, OffsetPaginator) else "cursor"
         while not paginator.finished:
             query = dict(params)
@@ -367,7 +358,7 @@ class DealStageChangesStream(PipedriveStream):
             prepared = self.build_prepared_request(
                 method="GET", url=self.get_url(context), params=query, headers=self.http_headers
             )
-            response = send(prepared, context)
+            response = send_with_retries(self, prepared, context)
             self._extracted_at = dt.datetime.now(dt.UTC)
             yield paginator.current_value, response_body(response)
             paginator.advance(response)
@@ -431,8 +422,7 @@ class DealStageChangesStream(PipedriveStream):
     def _deal_pages(
         self, path: str, params: dict[str, t.Any], cursor: str | None
     ) -> t.Iterator[tuple[str, str | None, DealHead]]:
-        paginator = CursorPaginator()
-        paginator._value = cursor  # resume at a saved keyset position
+        paginator = CursorPaginator(cursor)  # resume at a saved keyset position
         query = {"limit": 500, "status": DEAL_STATUSES, **params}
         for token, body in self._pages({"endpoint": path}, query, paginator):
             for row in page_items(body):
@@ -471,8 +461,7 @@ class DealStageChangesStream(PipedriveStream):
 
     def _save_state(self, key: str, value: dict[str, t.Any]) -> None:
         self.stream_state[key] = value
-        self.state_manager.is_flushed = False
-        self._write_state_message()
+        write_state_now(self)
 
     # -- records -----------------------------------------------------------------------------
 
