@@ -113,8 +113,6 @@ def ours(hook: dict[str, t.Any], subscription_url: str | None = None) -> bool:
 def url_problem(url: str) -> str | None:
     """Why Pipedrive would not deliver to ``url`` (None when it looks public)."""
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return f"{url!r} is not a full http(s) URL"
     host = parts.hostname
     if host == "localhost" or host.endswith(".local"):
         return f"{host} is not reachable from the internet"
@@ -134,6 +132,10 @@ def register(
     user_id: int | None = None,
     objects: t.Sequence[str] = TAP_OBJECTS,
 ) -> list[Outcome]:
+    parts = urlsplit(subscription_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        msg = f"{subscription_url!r} is not a full http(s) URL. {PUBLIC_URL_RULE}"
+        raise RegistrationError(msg)
     existing = [h for h in api.hooks() if not h.get("remove_time")]
     have = {
         h["event_object"]
