@@ -112,8 +112,9 @@ def ours(hook: dict[str, t.Any], subscription_url: str | None = None) -> bool:
 
 def url_problem(url: str) -> str | None:
     """Why Pipedrive would not deliver to ``url`` (None when it looks public)."""
-    parts = urlsplit(url)
-    host = parts.hostname
+    host = urlsplit(url).hostname
+    if not host:
+        return f"{url!r} has no host"
     if host == "localhost" or host.endswith(".local"):
         return f"{host} is not reachable from the internet"
     try:
