@@ -194,11 +194,41 @@ def test_every_endpoint_matches_the_specs(sim, specs, http):
         assert resp.status_code == 200, f"{path}: {resp.status_code} {resp.text[:300]}"
         assert resp.json()["success"] is True
         _validate(specs, resp)
+    _exercise_webhooks(sim, specs, http)
     # Every served endpoint (except the removed legacy ones, which the specs no longer have)
     # was exercised above.
     served = {r.endpoint for r in sim.simulator.router.routes if r.handler.__name__ != "removed"}
     exercised = set(sim.stats()["endpoints"])
     assert served - exercised == set()
+
+
+def _exercise_webhooks(sim, specs, http):
+    """POST, GET and DELETE /v1/webhooks (and their 400 and 404) as the v1 spec shapes them."""
+    body = {
+        "subscription_url": "https://hooks.example.com/pipedrive",
+        "event_action": "*",
+        "event_object": "deal",
+        "name": "contract",
+        "version": "2.0",
+        "http_auth_user": "u",
+        "http_auth_password": "p",
+    }
+    created = http.post(sim.base_url + "/v1/webhooks", json=body)
+    assert created.status_code == 201, created.text
+    _validate(specs, created)
+    bad = http.post(sim.base_url + "/v1/webhooks", json={**body, "subscription_url": "nope"})
+    assert bad.status_code == 400
+    _validate(specs, bad)
+    listed = http.get(sim.base_url + "/v1/webhooks")
+    assert listed.status_code == 200
+    _validate(specs, listed)
+    hook_id = created.json()["data"]["id"]
+    deleted = http.delete(f"{sim.base_url}/v1/webhooks/{hook_id}")
+    assert deleted.status_code == 200
+    _validate(specs, deleted)
+    missing = http.delete(f"{sim.base_url}/v1/webhooks/{hook_id}")
+    assert missing.status_code == 404
+    _validate(specs, missing)
 
 
 def test_custom_fields_of_every_type_are_present(sim, http):

@@ -5,11 +5,16 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import sys
 import typing as t
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from tap_pipedrive.tap import TapPipedrive
+
+# Importlib import mode does not put test directories on sys.path; helper modules live here.
+sys.path.insert(0, str(Path(__file__).parent))
 
 FAST_RETRIES = {
     "retry_initial_wait_seconds": 0.01,

@@ -1,5 +1,5 @@
 """The control API under /_simulator/ (never charged tokens): clock, mutations, faults, plan,
-stats, ground truth."""
+stats, ground truth, webhook delivery switches."""
 
 from __future__ import annotations
 
@@ -86,6 +86,16 @@ class Control:
             if "plan" not in body and "budget_remaining" not in body:
                 raise ApiError(400, "plan needs 'plan' and/or 'budget_remaining'")
             return Response.json({"ok": True})
+        if method == "GET" and route == "webhooks":
+            return Response.json(sim.webhooks.report())
+        if method == "POST" and route == "webhooks":
+            sim.webhooks.set_switches(_object(req.json()))
+            return Response.json({"ok": True})
+        if method == "POST" and route == "webhooks/drain":
+            timeout = _object(req.json()).get("timeout", 30)
+            if not isinstance(timeout, int | float):
+                raise ApiError(400, "timeout must be a number of seconds")
+            return Response.json({"pending": sim.webhooks.drain(float(timeout))})
         if method == "GET" and route == "oauth-code":
             return Response.json({"code": sim.auth.issue_code(req.query.get("redirect_uri", ""))})
         if method == "GET" and route == "info":

@@ -133,6 +133,18 @@ class SimulatorHandle:
     def set_budget_remaining(self, tokens: int) -> None:
         self.simulator.ratelimit.set_budget_remaining(tokens)
 
+    # -- webhooks ----------------------------------------------------------------------------
+    def webhook_switches(self, **switches: Any) -> None:
+        """``fail``, ``fail_all``, ``stall``, ``duplicate``, ``omit_fields`` (see webhooks.py)."""
+        self.simulator.webhooks.set_switches(switches)
+
+    def webhook_report(self) -> dict[str, Any]:
+        return self.simulator.webhooks.report()
+
+    def drain_webhooks(self, timeout: float = 30.0) -> int:
+        """Wait until the deliveries due now are sent; returns how many are still queued."""
+        return self.simulator.webhooks.drain(timeout)
+
     # -- stats -------------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
         return self.simulator.stats.snapshot()

@@ -10,6 +10,7 @@ from pipedrive_simulator.costs import cost_of, spec_costs
 from pipedrive_simulator.protocol import Request, Response
 from pipedrive_simulator.routes_v1 import V1
 from pipedrive_simulator.routes_v2 import V2
+from pipedrive_simulator.webhooks import Webhooks
 
 Handler = Callable[[Request], Response]
 
@@ -37,7 +38,7 @@ def _compile(template: str) -> re.Pattern[str]:
 
 
 class Router:
-    def __init__(self, v2: V2, v1: V1) -> None:
+    def __init__(self, v2: V2, v1: V1, webhooks: Webhooks) -> None:
         self.routes: list[Route] = []
         # v2 lists and single items
         for name, path in (
@@ -87,6 +88,9 @@ class Router:
             self._v1("GET", f"/{entity}Fields/{{id}}", _bind(v1.field, entity))
         for entity in ("activity", "lead", "note"):  # lists only, no single-field endpoint
             self._v1("GET", f"/{entity}Fields", _bind(v1.fields, entity))
+        self._v1("GET", "/webhooks", webhooks.list_hooks)
+        self._v1("POST", "/webhooks", webhooks.create)
+        self._v1("DELETE", "/webhooks/{id}", webhooks.delete)
         # Legacy v1 entity endpoints Pipedrive removed: documented only in the older snapshot.
         for operation in spec_costs()["v1_removed"]:
             method, path = operation.split(" ", 1)

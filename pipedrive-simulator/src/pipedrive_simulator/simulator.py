@@ -23,6 +23,7 @@ from pipedrive_simulator.router import Router
 from pipedrive_simulator.routes_v1 import V1
 from pipedrive_simulator.routes_v2 import V2
 from pipedrive_simulator.stats import Stats
+from pipedrive_simulator.webhooks import Webhooks
 
 
 @dataclass
@@ -53,7 +54,8 @@ class Simulator:
         self.faults = Faults(seed)
         self.stats = Stats()
         self.mutator = Mutator(self.account)
-        self.router = Router(V2(self.account), V1(self.account))
+        self.webhooks = Webhooks(self.account, self.clock)
+        self.router = Router(V2(self.account), V1(self.account), self.webhooks)
         self.control = Control(self)
 
     def handle(self, req: Request) -> Outcome:

@@ -49,6 +49,8 @@ class Store:
         self.version = 0  # bumped by every change, so derived lists know when to rebuild
         # JSON of shared custom-field value sets, keyed by id() (the value holds the set itself).
         self.fragments: dict[int, tuple[dict[str, Any], bytes]] = {}
+        # Told of every stored change (old record or None, new record); see webhooks.py.
+        self.on_put: Callable[[Record | None, Record], None] | None = None
 
     # -- ids ---------------------------------------------------------------------------------
     def _base(self) -> Sequence[Any]:
@@ -119,6 +121,8 @@ class Store:
                 if pos < len(keys) and keys[pos] == old_key:
                     del keys[pos]
             bisect.insort(keys, time_key(rec.get(field), ident))
+        if self.on_put is not None:
+            self.on_put(old, rec)
 
     def remember_serialized(self, ident: Any, data: bytes) -> None:
         """Keep a record's JSON if the record itself is kept (memoised or mutated)."""
