@@ -168,6 +168,8 @@ def _cases(ids):
         (f"/v1/files/{ids['file']}", {}),
         (f"/v1/deals/{ids['deal']}/flow", {}),
         (f"/v1/deals/{ids['deal']}/changelog", {"limit": 2}),
+        (f"/v1/persons/{ids['person']}/changelog", {"limit": 2}),
+        (f"/v1/organizations/{ids['organization']}/changelog", {"limit": 500}),
         ("/v1/recents", {"since_timestamp": "2026-05-01 00:00:00", "limit": 200}),
         ("/v1/activityTypes", {}),
         ("/v1/currencies", {}),

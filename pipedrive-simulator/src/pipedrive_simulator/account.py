@@ -7,11 +7,11 @@ v1-only entities) with internal RFC 3339 UTC timestamps.
 from __future__ import annotations
 
 import copy
-import itertools
 import threading
 from datetime import timedelta
 from typing import Any
 
+from pipedrive_simulator import history_seed
 from pipedrive_simulator.clock import SimClock
 from pipedrive_simulator.fields import SYSTEM_FIELDS, FieldDef
 from pipedrive_simulator.generate import ACTIVITY_TYPES, CURRENCIES, Generator, Sizes
@@ -119,6 +119,8 @@ class Account:
         }
         self.histories: dict[int, list[dict[str, Any]]] = {}
         self.events: dict[int, list[dict[str, Any]]] = {}
+        # Persons' and organizations' changelogs from their first mutation on (see changelog.py).
+        self.changelogs: dict[tuple[str, int], list[dict[str, Any]]] = {}
         # Deals merged into another deal (merged id -> surviving id): gone from every list, and
         # their per-deal endpoints answer 410 Gone.
         self.merged: dict[int, int] = {}
@@ -345,29 +347,15 @@ class Account:
             return self._base_events(deal, self.gen.deal(deal_id, [])[1])
 
     def _base_events(self, deal: Record, history: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        events = []
-        for prev, cur in itertools.pairwise(history):
-            if prev["pipeline_id"] != cur["pipeline_id"]:
-                events.append(
-                    {
-                        "time": cur["entered_at"],
-                        "field_key": "pipeline_id",
-                        "old_value": prev["pipeline_id"],
-                        "new_value": cur["pipeline_id"],
-                        "user_id": cur["user_id"],
-                    }
-                )
-            events.append(
-                {
-                    "time": cur["entered_at"],
-                    "field_key": "stage_id",
-                    "old_value": prev["stage_id"],
-                    "new_value": cur["stage_id"],
-                    "user_id": cur["user_id"],
-                }
-            )
+        if deal["id"] <= self.sizes.deals:  # a seeded deal: its whole past (history_seed.py)
+            return history_seed.deal_events(self, deal, history, self._status_events(deal))
+        return self._status_events(deal)
+
+    def _status_events(self, deal: Record) -> list[dict[str, Any]]:
+        """A deal's status changes (won or lost, then deleted), oldest first."""
         closed = deal.get("close_time")
         status = deal["status"]
+        events: list[dict[str, Any]] = []
         if deal["is_deleted"]:
             if closed:
                 events.append(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from pipedrive_simulator.changelog import truth_at
 from pipedrive_simulator.errors import ApiError
 from pipedrive_simulator.merges import merge_deal
 from pipedrive_simulator.protocol import Request, Response
@@ -69,6 +70,9 @@ class Control:
         if method == "DELETE" and route == "faults":
             sim.faults.clear()
             return Response.json({"ok": True})
+        if method == "GET" and route.startswith("truth-at/"):
+            stream = route[len("truth-at/") :]
+            return Response.json(truth_at(sim.account, stream, req.query))
         if method == "GET" and route.startswith("truth/"):
             return Response.json(truth(sim.account, route[len("truth/") :], base_url=req.base_url))
         if method == "GET" and route.startswith("stage-history/"):

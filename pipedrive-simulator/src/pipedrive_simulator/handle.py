@@ -6,9 +6,12 @@ import threading
 from datetime import datetime
 from typing import Any
 
+from pipedrive_simulator.changelog import events_of, record_at, records_at
 from pipedrive_simulator.merges import merge_deal
+from pipedrive_simulator.render import v2_record
 from pipedrive_simulator.server import SimulatorHTTPServer, serve_in_thread
 from pipedrive_simulator.simulator import Simulator
+from pipedrive_simulator.timeutil import parse_query_time
 from pipedrive_simulator.truth import truth
 
 
@@ -49,6 +52,20 @@ class SimulatorHandle:
     # -- ground truth ------------------------------------------------------------------------
     def truth(self, entity: str) -> list[dict[str, Any]]:
         return truth(self.simulator.account, entity, base_url=self.base_url)
+
+    def truth_at(self, entity: str, at: str) -> list[dict[str, Any]]:
+        """Every deal, person or organization as it was at ``at`` (RFC 3339)."""
+        return records_at(self.simulator.account, entity, parse_query_time("at", at))
+
+    def record_at(self, entity: str, id: int, at: str) -> dict[str, Any] | None:
+        """One record (v2 shape) as it was at ``at``; None before its creation."""
+        account = self.simulator.account
+        rec = record_at(account, entity, id, parse_query_time("at", at))
+        return None if rec is None else v2_record(account, entity, rec)
+
+    def changelog(self, entity: str, id: int) -> list[dict[str, Any]]:
+        """A record's logged changes, oldest first, typed as the record holds them."""
+        return events_of(self.simulator.account, entity, id)
 
     def stage_history(self, deal_id: int) -> list[dict[str, Any]]:
         return self.simulator.account.stage_history(deal_id)

@@ -7,6 +7,7 @@ import random
 from typing import Any
 
 from pipedrive_simulator.account import CUSTOM_FIELD_TYPES, Account, custom_entity
+from pipedrive_simulator.changelog import log_changes
 from pipedrive_simulator.fields import FieldDef, field_key
 from pipedrive_simulator.store import Record, Store
 
@@ -145,25 +146,15 @@ class Mutator:
         with acc.lock:
             if entity == "deals" and "stage_id" in fields:
                 self.move_deal(ident, fields.pop("stage_id"))
-            rec = copy.deepcopy(self._existing(entity, ident))
-            if entity == "deals":
-                acc.snapshot_deal(ident)
+            before = self._existing(entity, ident)
+            rec = copy.deepcopy(before)
             changes = self._apply(entity, rec, fields)
             rec["update_time"] = acc.clock.now_text()
             if entity == "leads" and any(key == "is_archived" for key, _, _ in changes):
                 rec["archive_time"] = rec["update_time"] if rec["is_archived"] else None
             if entity == "deals":
                 self._deal_status_side_effects(rec, changes)
-                for key, old, new in changes:
-                    acc.events[ident].append(
-                        {
-                            "time": rec["update_time"],
-                            "field_key": key,
-                            "old_value": old,
-                            "new_value": new,
-                            "user_id": rec["owner_id"],
-                        }
-                    )
+            log_changes(acc, entity, before, rec, rec.get("owner_id"), tuple(fields))
             self._store(entity).put(rec)
             return copy.deepcopy(rec)
 
@@ -184,20 +175,11 @@ class Mutator:
     def delete(self, entity: str, ident: Any) -> None:
         acc = self.account
         with acc.lock:
-            rec = copy.deepcopy(self._existing(entity, ident))
+            before = self._existing(entity, ident)
+            rec = copy.deepcopy(before)
             now = acc.clock.now_text()
             rec["update_time"] = now
             if entity == "deals":
-                acc.snapshot_deal(ident)
-                acc.events[ident].append(
-                    {
-                        "time": now,
-                        "field_key": "status",
-                        "old_value": rec["status"],
-                        "new_value": "deleted",
-                        "user_id": rec["owner_id"],
-                    }
-                )
                 rec["status"] = "deleted"
                 rec["is_deleted"] = True
             elif entity in {"notes", "files"}:
@@ -206,23 +188,27 @@ class Mutator:
                 rec["_deleted"] = True
             else:
                 rec["is_deleted"] = True
+            log_changes(acc, entity, before, rec, rec.get("owner_id"), ("is_deleted", "status"))
             self._store(entity).put(rec)
 
     def archive_deal(self, ident: int) -> Record:
         acc = self.account
         with acc.lock:
-            rec = copy.deepcopy(self._existing("deals", ident))
+            before = self._existing("deals", ident)
+            rec = copy.deepcopy(before)
             if rec["is_archived"]:
                 raise ValueError(f"deal {ident} is already archived")
             now = acc.clock.now_text()
             rec.update(is_archived=True, archive_time=now, update_time=now)
+            log_changes(acc, "deals", before, rec, rec["owner_id"], ("is_archived",))
             acc.stores["deals"].put(rec)
             return copy.deepcopy(rec)
 
     def move_deal(self, ident: int, stage_id: int, user_id: int | None = None) -> Record:
         acc = self.account
         with acc.lock:
-            rec = copy.deepcopy(self._existing("deals", ident))
+            before = self._existing("deals", ident)
+            rec = copy.deepcopy(before)
             stage = acc.stores["stages"].get(stage_id)
             if stage is None or stage.get("is_deleted"):
                 raise ValueError(f"no stage {stage_id}")
@@ -233,25 +219,6 @@ class Mutator:
             actor = user_id if user_id is not None else rec["owner_id"]
             if actor not in acc.gen.user_ids:
                 raise ValueError(f"no user {actor}")
-            if stage["pipeline_id"] != rec["pipeline_id"]:
-                acc.events[ident].append(
-                    {
-                        "time": now,
-                        "field_key": "pipeline_id",
-                        "old_value": rec["pipeline_id"],
-                        "new_value": stage["pipeline_id"],
-                        "user_id": actor,
-                    }
-                )
-            acc.events[ident].append(
-                {
-                    "time": now,
-                    "field_key": "stage_id",
-                    "old_value": rec["stage_id"],
-                    "new_value": stage_id,
-                    "user_id": actor,
-                }
-            )
             acc.histories[ident].append(
                 {
                     "stage_id": stage_id,
@@ -266,6 +233,7 @@ class Mutator:
                 stage_change_time=now,
                 update_time=now,
             )
+            log_changes(acc, "deals", before, rec, actor, ("pipeline_id", "stage_id"))
             acc.stores["deals"].put(rec)
             return copy.deepcopy(rec)
 

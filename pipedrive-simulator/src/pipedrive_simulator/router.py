@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pipedrive_simulator.changelog import changelog_handler
 from pipedrive_simulator.costs import cost_of, spec_costs
 from pipedrive_simulator.protocol import Request, Response
 from pipedrive_simulator.routes_v1 import V1
@@ -80,6 +81,8 @@ class Router:
         self._v1("GET", "/files/{id}", v1.file)
         self._v1("GET", "/deals/{id}/flow", v1.flow)
         self._v1("GET", "/deals/{id}/changelog", v1.changelog)
+        for stream in ("persons", "organizations"):
+            self._v1("GET", f"/{stream}/{{id}}/changelog", changelog_handler(v1.account, stream))
         self._v1("GET", "/recents", v1.recents)
         self._v1("GET", "/activityTypes", v1.activity_types)
         self._v1("GET", "/currencies", v1.currencies)

@@ -10,14 +10,13 @@ from typing import Any, Final
 import orjson
 
 from pipedrive_simulator.account import Account, field_entity
+from pipedrive_simulator.changelog import page_response as changelog_page
 from pipedrive_simulator.errors import ApiError, bad_request, not_found
 from pipedrive_simulator.fields import NOTE_FIELD_KEYS
 from pipedrive_simulator.listing import Listings, ids_since
 from pipedrive_simulator.merges import merged_deal_gone
 from pipedrive_simulator.pagination import (
     decode_cursor,
-    encode_cursor,
-    keyset_page,
     parse_limit,
     parse_start,
     v1_pagination,
@@ -331,28 +330,7 @@ class V1:
         with self.account.lock:
             self._deal_or_404(deal_id)
             events = self.account.deal_events(deal_id)
-        # Newest first, as the API returns them; the cursor is the position in the log.
-        keys = list(range(len(events)))
-        page, last = keyset_page(
-            keys, after=after, descending=True, limit=limit, accept=lambda k: events[k]
-        )
-        data = [
-            {
-                "field_key": e["field_key"],
-                "old_value": None if e["old_value"] is None else str(e["old_value"]),
-                "new_value": None if e["new_value"] is None else str(e["new_value"]),
-                "actor_user_id": e["user_id"],
-                "time": to_v1(e["time"]),
-                "change_source": "app",
-                "change_source_user_agent": None,
-                "is_bulk_update_flag": False,
-            }
-            for e in page
-        ]
-        next_cursor = None if last is None else encode_cursor("log", "desc", last)
-        return Response.json(
-            {"success": True, "data": data, "additional_data": {"next_cursor": next_cursor}}
-        )
+        return changelog_page(events, limit, after)
 
     def flow(self, req: Request) -> Response:
         deal_id = _path_int(req)

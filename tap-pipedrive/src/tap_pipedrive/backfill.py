@@ -230,6 +230,9 @@ class BackfillProgress:
     held_back: list[dict[str, t.Any]] = field(default_factory=list)
     given_up: list[int] = field(default_factory=list)
     total: int | None = None
+    # How the log lines name the job and what it reads (not kept in the state).
+    label = "stage history backfill"
+    unit = "deals"
     tokens: int = 0
     deal_tokens: int = 0
     runs: int = 0
@@ -350,7 +353,7 @@ class BackfillProgress:
             else ""
         )
         return (
-            f"stage history backfill: {handled}/{total} deals{share}; {self.gone} removed or "
+            f"{self.label}: {handled}/{total} {self.unit}{share}; {self.gone} removed or "
             f"merged (404/410) skipped; {len(self.held_back)} held back (read again next "
             f"run){given_up}; {tokens_this_run} tokens this run, {self.tokens} in {self.runs} "
             f"run(s); {estimate}"
@@ -364,7 +367,7 @@ class BackfillProgress:
             else ""
         )
         return (
-            f"stage history backfill: complete since {self.completed_at} ({self.done} deals "
+            f"{self.label}: complete since {self.completed_at} ({self.done} {self.unit} "
             f"read, {self.gone} removed or merged{given_up}; {self.tokens} tokens in "
             f"{self.runs} run(s)); nothing to do: no deal list or per-deal requests. "
             f"{self.handover()}"

@@ -10,6 +10,11 @@ from tap_pipedrive.streams.activity import (
     NotesStream,
 )
 from tap_pipedrive.streams.catalog import CurrenciesStream, ProductsStream
+from tap_pipedrive.streams.changelogs import (
+    DealChangesStream,
+    OrganizationChangesStream,
+    PersonChangesStream,
+)
 from tap_pipedrive.streams.contacts import OrganizationsStream, PersonsStream
 from tap_pipedrive.streams.fields import (
     ActivityFieldsStream,
@@ -48,11 +53,16 @@ STREAM_TYPES: list[type[PipedriveStream]] = [
     NotesStream,
     FilesStream,
     DealStageChangesStream,
+    DealChangesStream,  # after the stage stream, which may read its changelogs for it
+    PersonChangesStream,
+    OrganizationChangesStream,
 ]
 
 # Streams a run reads only when the catalog selects them: the stage history costs one request
 # per changed deal, so it is a deliberate choice (the stage-history job selects it).
-OPT_IN_STREAM_TYPES: frozenset[type[PipedriveStream]] = frozenset({DealStageChangesStream})
+OPT_IN_STREAM_TYPES: frozenset[type[PipedriveStream]] = frozenset(
+    {DealStageChangesStream, DealChangesStream, PersonChangesStream, OrganizationChangesStream}
+)
 
 __all__ = [
     "FIELD_STREAM_TYPES",

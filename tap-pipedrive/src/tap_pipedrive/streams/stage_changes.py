@@ -253,8 +253,9 @@ def config_properties() -> list[th.Property[t.Any]]:
             "stage_history_mode",
             th.StringType(allowed_values=list(MODES)),
             default="incremental",
-            description="deal_stage_changes: 'incremental' reads deals whose stage changed since "
-            "the last run; 'backfill' reads every deal's history over as many runs as the "
+            description="deal_stage_changes (and deal_changes, person_changes, "
+            "organization_changes): 'incremental' reads the records that changed since the "
+            "last run; 'backfill' reads every record's history over as many runs as the "
             "budget needs (use a separate job and state).",
         ),
         th.Property(
@@ -390,13 +391,25 @@ class DealStageChangesStream(PipedriveStream):
         else:
             params, paginator, parse = {"limit": 500}, CursorPaginator(), moves_from_changelog
         moves: list[StageMove] = []
+        items: list[dict[str, t.Any]] = []
         try:
             for _, body in self._pages(context, params, paginator):
                 self.per_deal_calls += 1
-                moves.extend(parse(page_items(body)))
+                page = page_items(body)
+                items.extend(page)
+                moves.extend(parse(page))
         except GoneError:
             return None
+        if self.source == "changelog":
+            self.on_changelog(deal_id, items)
         return in_time_order(moves)
+
+    def on_changelog(self, deal_id: int, items: list[dict[str, t.Any]]) -> None:
+        """A deal's whole changelog was read: it also feeds ``deal_changes`` when selected
+        (one call for both streams; see :mod:`tap_pipedrive.streams.changelogs`)."""
+        changes = self._tap.streams.get("deal_changes")
+        if changes is not None and changes is not self and changes.selected:
+            t.cast("t.Any", changes).emit_shared(deal_id, items)
 
     def _deal_lists(self) -> list[str]:
         """The deal lists to read: active deals, and archived ones unless excluded."""

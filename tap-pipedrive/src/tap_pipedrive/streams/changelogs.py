@@ -1,0 +1,450 @@
+"""The changelogs as streams: ``deal_changes``, ``person_changes``, ``organization_changes``.
+
+One record per field change (see :mod:`tap_pipedrive.changelog_records` for its shape), from
+``GET /v1/{deals|persons|organizations}/{id}/changelog`` (20 tokens a page of up to 500
+changes).
+
+**Deals** share their calls with ``deal_stage_changes``: the stage stream already reads each
+changed deal's changelog, so when both streams are selected (and ``stage_history_source`` is
+``changelog``) that one call feeds both streams and ``deal_changes`` requests nothing of its own.
+Selected alone (or with the flow as the stage source), ``deal_changes`` reads the changelogs
+itself with the stage stream's machinery (same deals, same modes, same state shape under its
+own bookmark).
+
+**Persons and organizations** are read like stage history: in the incremental mode only the
+records whose ``update_time`` moved past the stream's gate (one list request per 500 changed
+records, then one changelog request per changed record); in the backfill mode every record's
+whole changelog, once, resumable. Both modes stop cleanly before a request would cross
+``max_budget_share`` of the daily budget, with the state saved where the next run continues.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import typing as t
+from collections.abc import Mapping
+
+import requests
+from typing_extensions import override
+
+from tap_pipedrive.api import OPENAPI
+from tap_pipedrive.backfill import (
+    BackfillProgress,
+    DealHead,
+    IncrementalPlan,
+    format_time,
+    parse_time,
+)
+from tap_pipedrive.changelog_records import ChangeTyper, change_records, schema
+from tap_pipedrive.client import PipedriveStream
+from tap_pipedrive.pagination import CursorPaginator, response_body
+from tap_pipedrive.resilience import GoneError
+from tap_pipedrive.streams.stage_changes import (
+    INITIAL_DAYS,
+    SKIPPED_PER_STATE,
+    DealStageChangesStream,
+    page_items,
+)
+
+if t.TYPE_CHECKING:
+    from singer_sdk.helpers.types import Context
+
+    from tap_pipedrive.tap import TapPipedrive
+
+PAGE = 500
+STAGE_STREAM = "deal_stage_changes"
+DEAL_CHANGES = "deal_changes"
+
+for _name, _id_key in (
+    (DEAL_CHANGES, "deal_id"),
+    ("person_changes", "person_id"),
+    ("organization_changes", "organization_id"),
+):
+    # Not OpenAPI lists: the base stream finds these schemas where it finds the others'.
+    OPENAPI.streams.setdefault(_name, {"version": "v1", "schema": schema(_id_key)})
+
+
+def typer_for(tap: TapPipedrive, entity_stream: str, entity: str) -> ChangeTyper:
+    """Columns as the entity's own stream names them (earlier runs' custom-field names kept)."""
+    stream = tap.streams.get(entity_stream) if tap._streams else None
+    fields = (
+        stream.custom_fields
+        if isinstance(stream, PipedriveStream)
+        else tap.custom_fields(entity_stream, entity)
+    )
+    properties = OPENAPI.streams[entity_stream]["schema"]["properties"]
+    return ChangeTyper(entity_stream, properties, fields)
+
+
+class _ChangeRecords:
+    """What the change streams share: their typer and their writing."""
+
+    _typer: ChangeTyper | None = None
+    entity_stream: t.ClassVar[str]
+    entity: t.ClassVar[str]
+    id_key: t.ClassVar[str]
+
+    def typer(self) -> ChangeTyper:
+        if self._typer is None:
+            tap = t.cast("TapPipedrive", getattr(self, "_tap"))  # noqa: B009
+            self._typer = typer_for(tap, self.entity_stream, self.entity)
+        return self._typer
+
+
+class DealChangesStream(_ChangeRecords, DealStageChangesStream):
+    """One record per field change of a deal."""
+
+    name = DEAL_CHANGES
+    entity_stream = "deals"
+    entity = "deal"
+    id_key = "deal_id"
+
+    def __init__(self, tap: TapPipedrive) -> None:
+        super().__init__(tap)
+        self.source = "changelog"  # the flow lists custom-field changes only on request
+        self._items: list[dict[str, t.Any]] = []
+        self._schema_sent = False
+        self.shared_deals = 0
+
+    def shared(self) -> bool:
+        """Whether ``deal_stage_changes`` reads the changelogs for this stream in this run."""
+        stage = self._tap.streams.get(STAGE_STREAM)
+        return (
+            isinstance(stage, DealStageChangesStream)
+            and stage.selected
+            and stage.source == "changelog"
+            and not stage.reconciling
+        )
+
+    @override
+    def on_changelog(self, deal_id: int, items: list[dict[str, t.Any]]) -> None:
+        self._items = items
+
+    @override
+    def _deal_records(self, deal: DealHead) -> tuple[str, list[dict[str, t.Any]]]:
+        self._items = []
+        outcome, _ = super()._deal_records(deal)
+        if outcome != "done":
+            return outcome, []
+        return outcome, change_records(self.typer(), self.id_key, deal.id, self._items)
+
+    def emit_shared(self, deal_id: int, items: list[dict[str, t.Any]]) -> None:
+        """Write the change records of a changelog the stage stream has read."""
+        if not self._schema_sent:
+            self._write_schema_message()
+            self._schema_sent = True
+        self.shared_deals += 1
+        for record in change_records(self.typer(), self.id_key, deal_id, items):
+            self._write_record_message(record)
+
+    @override
+    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        if self.shared():
+            self.logger.info(
+                "deal_changes: read with deal_stage_changes from the same changelog calls "
+                "(%d deals, no request of its own)",
+                self.shared_deals,
+            )
+            return
+        yield from super().get_records(context)
+
+
+class ContactChangesStream(_ChangeRecords, PipedriveStream):
+    """One record per field change of a person or an organization."""
+
+    replication_key = "changed_at"
+    is_sorted = False
+    deleted_flags = ()
+    list_path: t.ClassVar[str]
+    changelog_path: t.ClassVar[str]
+
+    def __init__(self, tap: TapPipedrive) -> None:
+        super().__init__(tap)
+        self.path = self.list_path
+        self.mode = str(self.config.get("stage_history_mode") or "incremental")
+        self.per_record_calls = 0
+
+    @property
+    @override
+    def replication_method(self) -> str:
+        return "INCREMENTAL"
+
+    @property
+    @override
+    def emit_activate_version_messages(self) -> bool:
+        return False
+
+    @override
+    def endpoint_for(self, context: Context | None) -> str:
+        return str((context or {}).get("endpoint") or self.list_path)
+
+    @override
+    def get_url(self, context: Context | None) -> str:
+        endpoint = self.endpoint_for(context)
+        ident = (context or {}).get("record_id")
+        if ident is not None:
+            endpoint = endpoint.replace("{id}", str(int(ident)))
+        return f"{self.url_base}{endpoint}"
+
+    @override
+    def _request(
+        self, prepared_request: requests.PreparedRequest, context: Context | None
+    ) -> requests.Response:
+        endpoint = self.endpoint_for(context)
+        validate = self.validate_body if endpoint == self.list_path else _accept
+        cost = self.api.cost_of("GET", endpoint)
+        return self.api.send(prepared_request, endpoint, cost=cost, validate=validate)
+
+    def _pages(
+        self, context: dict[str, t.Any], params: dict[str, t.Any], cursor: str | None = None
+    ) -> t.Iterator[tuple[str | None, dict[str, t.Any]]]:
+        send = self.request_decorator(self._request)
+        paginator = CursorPaginator()
+        paginator._value = cursor  # resume at a saved keyset position
+        while not paginator.finished:
+            query = dict(params)
+            if paginator.current_value is not None:
+                query["cursor"] = paginator.current_value
+            prepared = self.build_prepared_request(
+                method="GET", url=self.get_url(context), params=query, headers=self.http_headers
+            )
+            response = send(prepared, context)
+            self._extracted_at = dt.datetime.now(dt.UTC)
+            yield paginator.current_value, response_body(response)
+            paginator.advance(response)
+
+    def _records_of(
+        self, query: dict[str, t.Any], cursor: str | None = None
+    ) -> t.Iterator[tuple[str | None, DealHead]]:
+        params = {"limit": PAGE, **query}
+        for token, body in self._pages({"endpoint": self.list_path}, params, cursor):
+            for row in page_items(body):
+                yield token, head(row)
+
+    def _changes(self, ident: int) -> list[dict[str, t.Any]] | None:
+        """The record's change records, oldest first; None when it is gone (404/410)."""
+        context = {"endpoint": self.changelog_path, "record_id": ident}
+        items: list[dict[str, t.Any]] = []
+        try:
+            for _, body in self._pages(context, {"limit": PAGE}):
+                self.per_record_calls += 1
+                items.extend(page_items(body))
+        except GoneError:
+            return None
+        return change_records(self.typer(), self.id_key, ident, items)
+
+    def _cost(self) -> int:
+        return self.api.cost_of("GET", self.changelog_path)
+
+    def _room_for(self, cost: int) -> bool:
+        budget = self.api.budget
+        cap = budget.run_cap
+        if cap is not None and budget.spent_this_run + cost > cap:
+            return False
+        return budget.remaining is None or budget.remaining >= cost
+
+    def _save_state(self, key: str, value: dict[str, t.Any]) -> None:
+        self.stream_state[key] = value
+        self.state_manager.is_flushed = False
+        self._write_state_message()
+
+    def _stop_message(self, cost: int, where: str) -> str:
+        budget = self.api.budget
+        cap = budget.run_cap
+        if cap is not None and budget.spent_this_run + cost > cap:
+            reason = (
+                f"max_budget_share={self.config.get('max_budget_share', 1.0)} of the daily "
+                f"budget ({budget.daily_limit} tokens) lets this run spend {cap}; it has spent "
+                f"{budget.spent_this_run} and the next {self.entity} needs up to {cost}"
+            )
+        else:
+            reason = (
+                f"Pipedrive reports {budget.remaining} tokens left today and the next "
+                f"{self.entity} needs up to {cost}"
+            )
+        return (
+            f"{self.name}: stopping cleanly: {reason}. State saved; the next run continues "
+            f"where this one stopped ({where})."
+        )
+
+    # -- records -----------------------------------------------------------------------------
+
+    @override
+    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        if self.reconciling:
+            self.logger.info("%s: nothing to reconcile, skipped", self.name)
+            return
+        if self.mode == "backfill":
+            yield from self._backfill()
+        else:
+            yield from self._incremental()
+
+    def _incremental(self) -> t.Iterator[dict[str, t.Any]]:
+        start = self.config.get("start_date")
+        start_date = parse_time(str(start)) if start else None
+        plan = IncrementalPlan.from_state(self.stream_state, start_date)
+        if not self.stream_state.get("stage_changes"):
+            plan.gate = self._initial_gate(start_date)
+            backfill_start = BackfillProgress.from_state(self.stream_state).activity_since
+            if backfill_start and plan.gate is not None:
+                plan.gate = min(plan.gate, parse_time(backfill_start))
+        cost = self._cost()
+        list_cost = self.api.cost_of("GET", self.list_path)
+        for held in list(plan.held_back.values()):
+            changes = self._changes(int(held["id"]))
+            yield from changes or []
+            plan.release(int(held["id"]))
+            self._save_state("stage_changes", plan.to_state())
+        since = plan.updated_since()
+        query: dict[str, t.Any] = {"sort_by": "update_time", "sort_direction": "asc"}
+        if since is not None:
+            query["updated_since"] = format_time(since)
+        read = listed = 0
+        stopped = False
+        for _, record in self._records_of(query):
+            if plan.already_done(record):
+                continue
+            wanted = plan.needs_history(record)
+            if wanted:
+                if not self._room_for(cost + (list_cost if listed % PAGE == PAGE - 1 else 0)):
+                    self.logger.info(
+                        self._stop_message(
+                            cost,
+                            f"{self.entity}s updated from {format_time(record.update_time)} on",
+                        )
+                    )
+                    stopped = True
+                    break
+                read += 1
+                yield from self._changes(record.id) or []
+            plan.done(record)
+            listed += 1
+            if wanted or listed % SKIPPED_PER_STATE == 0:
+                self._save_state("stage_changes", plan.to_state())
+        if not stopped:
+            plan.finish_pass()
+        self._save_state("stage_changes", plan.to_state())
+        self.logger.info(
+            "%s: %d %ss read from their changelogs (%d requests), gate now %s",
+            self.name,
+            read,
+            self.entity,
+            self.per_record_calls,
+            plan.gate,
+        )
+
+    def _initial_gate(self, start_date: dt.datetime | None) -> dt.datetime | None:
+        days = self.config.get("stage_history_initial_days", INITIAL_DAYS)
+        if days is None:
+            return start_date
+        query = {"sort_by": "update_time", "sort_direction": "desc", "limit": 1}
+        newest = next(self._records_of(query), None)
+        if newest is None:
+            return start_date
+        gate = newest[1].update_time - dt.timedelta(days=int(days))
+        return max(gate, start_date) if start_date else gate
+
+    def _backfill(self) -> t.Iterator[dict[str, t.Any]]:
+        progress = ContactBackfill.from_state(self.stream_state)
+        progress.unit = f"{self.entity}s"
+        progress.label = f"{self.entity} history backfill"
+        if progress.complete:
+            self.logger.info(progress.complete_message())
+            return
+        progress.start_run(dt.datetime.now(dt.UTC))
+        budget = self.api.budget
+        spent_before, tokens_before = budget.spent_this_run, progress.tokens
+        cost = self._cost()
+        list_cost = self.api.cost_of("GET", self.list_path)
+
+        def save() -> None:
+            progress.tokens = tokens_before + budget.spent_this_run - spent_before
+            self._save_state("backfill", progress.to_state())
+
+        try:
+            if progress.total is None and not progress.listed:
+                self._count(progress)
+            save()
+            if not progress.listed:
+                query = {"sort_by": "id", "sort_direction": "asc"}
+                cursor = progress.page_cursors.get(self.list_path)
+                for token, record in self._records_of(query, cursor):
+                    if record.id <= progress.after_id:
+                        continue
+                    if not self._room_for(cost + list_cost):
+                        raise _Stop(cost + list_cost)
+                    before = budget.spent_this_run
+                    changes = self._changes(record.id)
+                    yield from changes or []
+                    progress.page_cursors[self.list_path] = token
+                    outcome = "gone" if changes is None else "done"
+                    progress.record_deal(record, budget.spent_this_run - before, outcome)
+                    save()
+                progress.finish_listing(dt.datetime.now(dt.UTC))
+            progress.finish(dt.datetime.now(dt.UTC))
+        except _Stop as stop:
+            self.logger.info(
+                self._stop_message(stop.cost, f"after {self.entity} {progress.after_id}")
+            )
+        save()
+        self.logger.info(progress.summary(budget.spent_this_run - spent_before, budget.run_cap))
+
+    def _count(self, progress: BackfillProgress) -> None:
+        total = 0
+        newest: dt.datetime | None = None
+        for _, record in self._records_of({}):
+            total += 1
+            newest = record.update_time if newest is None else max(newest, record.update_time)
+        progress.total = total
+        if progress.as_of is None and newest is not None:
+            progress.as_of = format_time(newest)
+
+
+class ContactBackfill(BackfillProgress):
+    """The backfill's progress, worded for persons or organizations."""
+
+
+class _Stop(Exception):  # control flow, never leaves the stream
+    def __init__(self, cost: int) -> None:
+        super().__init__(cost)
+        self.cost = cost
+
+
+def head(row: Mapping[str, t.Any]) -> DealHead:
+    """What the plan needs of a person or organization: its id and times.
+
+    The plan reads a record when its latest activity passed the gate; for these records that
+    is any update, so ``update_time`` stands where a deal has its ``stage_change_time``.
+    """
+    record = DealHead.from_record(row)
+    return DealHead(
+        id=record.id,
+        add_time=record.add_time,
+        update_time=record.update_time,
+        stage_id=None,
+        pipeline_id=None,
+        stage_change_time=record.update_time,
+        creator_user_id=None,
+    )
+
+
+def _accept(body: dict[str, t.Any]) -> None:
+    """Changelog bodies are read by :func:`page_items`."""
+
+
+class PersonChangesStream(ContactChangesStream):
+    name = "person_changes"
+    entity_stream = "persons"
+    entity = "person"
+    id_key = "person_id"
+    list_path = "/api/v2/persons"
+    changelog_path = "/api/v1/persons/{id}/changelog"
+
+
+class OrganizationChangesStream(ContactChangesStream):
+    name = "organization_changes"
+    entity_stream = "organizations"
+    entity = "organization"
+    id_key = "organization_id"
+    list_path = "/api/v2/organizations"
+    changelog_path = "/api/v1/organizations/{id}/changelog"
