@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from singer_sdk.sql import SQLSink
 
-from target_pipeboard_postgres import identifiers, sql, stage_history, types, values
+from target_pipeboard_postgres import child_sets, identifiers, sql, stage_history, types, values
 from target_pipeboard_postgres.connector import BatchFailure, PostgresConnector, TableLayout
 from target_pipeboard_postgres.errors import (
     BatchLoadError,
@@ -69,6 +69,7 @@ class PostgresSink(SQLSink[PostgresConnector]):
         self._seen_keys: set[Any] = set()
         self._repeated_keys = False
         self._versioned = False
+        self._children_of: list[str] = []
 
     # Names
 
@@ -125,6 +126,10 @@ class PostgresSink(SQLSink[PostgresConnector]):
                 line = self._target.current_line
                 raise SchemaError(self.stream_name, line, f"property {prop!r}: {exc}") from None
         self._versioned = sql.TABLE_VERSION in properties
+        try:
+            self._children_of = child_sets.parent_properties(self.schema, self._key_properties)
+        except ValueError as exc:
+            raise SchemaError(self.stream_name, self._target.current_line, str(exc)) from None
         self._prepare()
 
     def _prepare(self) -> None:
@@ -333,7 +338,7 @@ class PostgresSink(SQLSink[PostgresConnector]):
                 rows,
                 upsert=self._upsert,
                 hard_delete=self._hard_delete,
-                on_loaded=self._queue_stage_history,
+                on_loaded=self._on_loaded,
                 dedupe=dedupe,
             )
         except BatchFailure as failure:
@@ -346,6 +351,21 @@ class PostgresSink(SQLSink[PostgresConnector]):
                 f"lost the database connection ({self.connector.describe_error(exc)})",
                 lines=span,
             ) from None
+
+    def _on_loaded(self, conn: psycopg.Connection[Any], source: Any) -> None:
+        self._queue_stage_history(conn, source)
+        if self._children_of and self._upsert and child_sets.is_stage(source):
+            layout = self.layout
+            assert layout is not None
+            statement = child_sets.retire_sql(
+                self.schema_name,
+                self.load_table,
+                source,
+                [layout.columns[p] for p in self._children_of],
+                layout.key_columns,
+                hard_delete=self._hard_delete,
+            )
+            conn.execute(statement)
 
     def _queue_stage_history(self, conn: psycopg.Connection[Any], source: Any) -> None:
         # Queued in the batch's own transaction, so a crash cannot lose the queue entry.
