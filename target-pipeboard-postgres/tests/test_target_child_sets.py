@@ -82,4 +82,5 @@ def test_retire_sql_names_every_identifier():
     ).as_string(None)
     assert text.startswith('UPDATE "s"."t" AS t SET "_sdc_deleted_at" = now()')
     assert '("t"."person_id") IN (SELECT DISTINCT "person_id" FROM "pb_stage_1")' in text
-    assert child_sets.is_stage(stage) and not child_sets.is_stage(pgsql.Identifier("s", "t"))
+    assert child_sets.is_stage(stage)
+    assert not child_sets.is_stage(pgsql.Identifier("s", "t"))
