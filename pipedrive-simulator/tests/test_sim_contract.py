@@ -112,6 +112,8 @@ def _ids(sim):
         "person_field_id": account.custom["person"][0].id,
         "organization_field_id": account.custom["organization"][0].id,
         "product_field_id": account.custom["product"][0].id,
+        "goal": next(iter(sim.simulator.coverage.tables["goals"])),
+        "permission_set": next(iter(sim.simulator.coverage.tables["permission_sets"])),
     }
 
 
@@ -186,6 +188,43 @@ def _cases(ids):
         (f"/v1/productFields/{ids['product_field_id']}", {}),
         ("/api/v1/notes", {"limit": 10}),
         ("/api/v1/leads/archived", {"limit": 2}),
+        *_coverage_cases(ids),
+    ]
+
+
+def _coverage_cases(ids):
+    """The less central endpoints (coverage_data / routes_coverage)."""
+    return [
+        ("/v1/callLogs", {"limit": 50}),
+        ("/v1/leadLabels", {}),
+        ("/v1/leadSources", {}),
+        ("/v1/filters", {}),
+        ("/v1/filters", {"type": "deals"}),
+        ("/v1/goals/find", {}),
+        ("/v1/goals/find", {"is_active": "false"}),
+        (
+            f"/v1/goals/{ids['goal']}/results",
+            {"period.start": "2026-01-01", "period.end": "2026-12-31"},
+        ),
+        ("/v1/roles", {"limit": 100}),
+        ("/v1/roles/1/assignments", {"limit": 100}),
+        ("/v1/roles/1/settings", {}),
+        ("/v1/permissionSets", {}),
+        (f"/v1/permissionSets/{ids['permission_set']}/assignments", {"limit": 100}),
+        *[
+            ("/v1/mailbox/mailThreads", {"folder": f, "limit": 50})
+            for f in ("inbox", "drafts", "sent", "archive")
+        ],
+        (f"/v1/users/{ids['user']}/permissions", {}),
+        ("/api/v2/projects", {"limit": 100}),
+        ("/api/v2/projects", {"limit": 2}),
+        ("/api/v2/projects/archived", {"limit": 100}),
+        ("/api/v2/projectFields", {"limit": 500}),
+        ("/api/v2/boards", {}),
+        ("/api/v2/phases", {"board_id": 1}),
+        ("/api/v2/projectTemplates", {"limit": 100}),
+        ("/api/v2/tasks", {"limit": 100}),
+        ("/api/v2/deals/installments", {"deal_ids": "3,13,23,4"}),
     ]
 
 

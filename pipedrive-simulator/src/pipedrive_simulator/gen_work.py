@@ -153,12 +153,17 @@ class WorkGenerator(SeedBase):
         if person_id is None and org_id is None:
             org_id = 1 if self.sizes.organizations else None
         lead_id = self.lead_id(serial)
+        label_rng = self.rng(213, serial)  # its own stream: the other values stay as they were
         return {
             "id": lead_id,
             "title": f"{self.org_name(org_id) if org_id else 'Inbound'} lead",
             "owner_id": owner,
             "creator_id": owner,
-            "label_ids": [],
+            # Lead labels (see coverage_data.LEAD_LABELS): ids 0x1ead0001 .. 0x1ead0004.
+            "label_ids": [
+                str(uuid.UUID(int=0x1EAD0000 + k))
+                for k in sorted(label_rng.sample((1, 2, 3, 4), label_rng.choice((0, 0, 1, 2))))
+            ],
             "person_id": person_id,
             "organization_id": org_id,
             "source_name": rng.choice(("Manually created", "Web forms", "API")),
@@ -208,7 +213,7 @@ class WorkGenerator(SeedBase):
                 {
                     "app": "sales",
                     "admin": index == 1,
-                    "permission_set_id": str(uuid.UUID(int=index)),
+                    "permission_set_id": str(uuid.UUID(int=1 if index == 1 else 2)),
                 }
             ],
             "phone": None,

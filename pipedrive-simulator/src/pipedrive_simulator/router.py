@@ -99,6 +99,14 @@ class Router:
             method, path = operation.split(" ", 1)
             self._v1(method, path, v1.removed, version="v1_removed")
 
+    def add_v2(self, method: str, path: str, handler: Handler) -> None:
+        """Serve ``/api/v2{path}`` (for route modules that register themselves)."""
+        self._v2(method, path, handler)
+
+    def add_v1(self, method: str, path: str, handler: Handler) -> None:
+        """Serve ``/v1{path}`` and ``/api/v1{path}``."""
+        self._v1(method, path, handler)
+
     def _v2(self, method: str, path: str, handler: Handler) -> None:
         cost = cost_of("v2", f"{method} {path}")
         template = f"/api/v2{path}"

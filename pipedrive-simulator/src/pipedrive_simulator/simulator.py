@@ -13,6 +13,7 @@ from pipedrive_simulator.account import Account
 from pipedrive_simulator.auth import Auth
 from pipedrive_simulator.clock import SimClock
 from pipedrive_simulator.control import Control
+from pipedrive_simulator.coverage_data import CoverageData
 from pipedrive_simulator.errors import ApiError
 from pipedrive_simulator.faults import Fault, Faults
 from pipedrive_simulator.generate import Sizes
@@ -20,6 +21,7 @@ from pipedrive_simulator.mutations import Mutator
 from pipedrive_simulator.protocol import Request, Response
 from pipedrive_simulator.ratelimit import BLOCK_PAGE, RateLimiter
 from pipedrive_simulator.router import Router
+from pipedrive_simulator.routes_coverage import CoverageRoutes, register
 from pipedrive_simulator.routes_v1 import V1
 from pipedrive_simulator.routes_v2 import V2
 from pipedrive_simulator.stats import Stats
@@ -56,6 +58,8 @@ class Simulator:
         self.mutator = Mutator(self.account)
         self.webhooks = Webhooks(self.account, self.clock)
         self.router = Router(V2(self.account), V1(self.account), self.webhooks)
+        self.coverage = CoverageData(self.account)
+        register(self.router, CoverageRoutes(self.coverage))
         self.control = Control(self)
 
     def handle(self, req: Request) -> Outcome:

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 import psycopg
 
-from target_pipeboard_postgres import column_types, identifiers, sql_builders, values
+from target_pipeboard_postgres import child_sets, column_types, identifiers, sql_builders, values
 from target_pipeboard_postgres.commit_ledger import Batch, CommitLedger
 from target_pipeboard_postgres.connector import BatchFailure, PostgresConnector, TableLayout
 from target_pipeboard_postgres.errors import (
@@ -87,6 +87,7 @@ class PostgresSink(SinkSeam):
         self._seen_keys: set[Any] = set()
         self._repeated_keys = False
         self._versioned = False
+        self._children_of: list[str] = []
 
     # Names
 
@@ -136,6 +137,15 @@ class PostgresSink(SinkSeam):
                 line = self._target.current_line
                 raise SchemaError(self.stream_name, line, f"property {prop!r}: {exc}") from None
         self._versioned = sql_builders.TABLE_VERSION in properties
+        try:
+            self._children_of = child_sets.parent_properties(self.schema, self._key_properties)
+        except ValueError as exc:
+            raise SchemaError(self.stream_name, self._target.current_line, str(exc)) from None
+        if self._children_of:
+            self.expansions = [
+                *self.expansions,
+                child_sets.ChildSetRetirement(self._children_of, hard_delete=self._hard_delete),
+            ]
         self._prepare()
 
     def _prepare(self) -> None:
@@ -338,7 +348,9 @@ class PostgresSink(SinkSeam):
                 upsert=self._upsert,
                 hard_delete=self._hard_delete,
                 expansions=self.expansions,
-                dedupe=dedupe,
+                # A child set is always staged: its retirement compares the parents' rows with
+                # the exact keys of the batch (see child_sets).
+                dedupe=dedupe or bool(self._children_of),
             )
         except BatchFailure as failure:
             row = failure.row
