@@ -1,8 +1,9 @@
-"""Generate the Airflow DAGs, Kubernetes CronJobs and crontab from the Meltano schedules.
+"""Generate the Airflow DAGs, Prefect flows, Kubernetes CronJobs and crontab from the schedules.
 
     python orchestrate/generate.py            run `meltano schedule list --format=json`, write files
     python orchestrate/generate.py --check    exit 1 when the committed files are stale
     python orchestrate/generate.py --input schedules.json --airflow-out DIR --kubernetes-out DIR
+        --cron-out DIR --prefect-out DIR
 
 meltano.yml stays the one place where schedules are defined: after editing a schedule there, run
 this and commit the result (a test fails while the generated files are stale).
@@ -18,6 +19,7 @@ from pathlib import Path
 import airflow_dags
 import crontab
 import kubernetes_manifests
+import prefect_flows
 from schedules import ScheduleError, parse_schedules, read_meltano_schedules
 
 HERE = Path(__file__).resolve().parent
@@ -25,6 +27,7 @@ PROJECT_ROOT = HERE.parent
 AIRFLOW_OUT = HERE / "airflow" / "dags" / "generated"
 KUBERNETES_OUT = HERE / "kubernetes" / "generated"
 CRON_OUT = HERE / "cron"
+PREFECT_OUT = HERE / "prefect"
 
 
 def _sync(out: Path, files: dict[str, str], pattern: str, check: bool) -> bool:
@@ -47,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--airflow-out", type=Path, default=AIRFLOW_OUT)
     parser.add_argument("--kubernetes-out", type=Path, default=KUBERNETES_OUT)
     parser.add_argument("--cron-out", type=Path, default=CRON_OUT)
+    parser.add_argument("--prefect-out", type=Path, default=PREFECT_OUT)
     parser.add_argument("--check", action="store_true", help="fail if the files are stale")
     args = parser.parse_args(argv)
 
@@ -64,6 +68,12 @@ def main(argv: list[str] | None = None) -> int:
         (args.airflow_out, airflow_dags.render_all(jobs), "meltano_*.py"),
         (args.kubernetes_out, kubernetes_manifests.render_all(jobs), "*.yaml"),
         (args.cron_out, crontab.render_all(jobs), "*.crontab"),
+        (args.prefect_out / "flows", prefect_flows.render_flows(jobs), "meltano_*.py"),
+        (
+            args.prefect_out,
+            {"prefect.yaml": prefect_flows.render_prefect_yaml(jobs)},
+            "prefect.yaml",
+        ),
     ]
     current = [_sync(out, files, pattern, args.check) for out, files, pattern in outputs]
     if args.check and not all(current):
@@ -71,9 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if not args.check:
         written = sum(len(files) for _, files, _ in outputs)
-        print(
-            f"wrote {written} files to {args.airflow_out}, {args.kubernetes_out}, {args.cron_out}"
-        )
+        directories = ", ".join(str(out) for out, _, _ in outputs)
+        print(f"wrote {written} files to {directories}")
     return 0
 
 

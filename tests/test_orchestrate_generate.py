@@ -1,4 +1,5 @@
-"""orchestrate/: Airflow DAGs and Kubernetes CronJobs generated from `meltano schedule list`."""
+"""orchestrate/: Airflow DAGs, Prefect flows and deployments, Kubernetes CronJobs and the crontab
+generated from `meltano schedule list`."""
 
 from __future__ import annotations
 
@@ -70,6 +71,8 @@ def generated(schedules_json: Path, tmp_path_factory: pytest.TempPathFactory) ->
             str(out / "k8s"),
             "--cron-out",
             str(out / "cron"),
+            "--prefect-out",
+            str(out / "prefect"),
         ],
         cwd=ROOT,
         check=True,
@@ -170,6 +173,8 @@ def test_check_fails_when_stale(generated: Path, schedules_json: Path) -> None:
                 str(generated / "k8s"),
                 "--cron-out",
                 str(generated / "cron"),
+                "--prefect-out",
+                str(generated / "prefect"),
             ],
             cwd=ROOT,
         )
@@ -194,6 +199,8 @@ def test_legacy_elt_schedules_are_rejected_by_name(tmp_path: Path) -> None:
             str(tmp_path / "k"),
             "--cron-out",
             str(tmp_path / "c"),
+            "--prefect-out",
+            str(tmp_path / "p"),
         ],
         cwd=ROOT,
     )
@@ -300,3 +307,137 @@ def test_parallel_sync_pods_cover_every_stream_once(generated: Path, tmp_path: P
     out_of_range = pod(job["completions"])
     assert out_of_range.returncode == 2
     assert "no stream group" in out_of_range.stderr
+
+
+def _prefect_flow(source: str) -> dict:
+    """Module constants, the @flow and @task decorators and the step command of a generated
+    Prefect flow, read from its source."""
+    tree = ast.parse(source)
+    constants: dict = {}
+    decorators: dict[str, dict] = {}
+    command = None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            name = node.targets[0].id
+            if name in {"SCHEDULE_ENV", "STEPS"}:
+                constants[name] = ast.literal_eval(node.value)
+        if isinstance(node, ast.FunctionDef):
+            for decorator in node.decorator_list:
+                if isinstance(decorator, ast.Call) and isinstance(decorator.func, ast.Name):
+                    decorators[decorator.func.id] = {
+                        "function": node.name,
+                        **{kw.arg: ast.literal_eval(kw.value) for kw in decorator.keywords},
+                    }
+        if (
+            isinstance(node, ast.Call)
+            and ast.unparse(node.func) == "subprocess.run"
+            and isinstance(node.args[0], ast.List)
+        ):
+            command = ast.unparse(node.args[0])
+    return {**constants, "decorators": decorators, "command": command}
+
+
+def _state_id_functions(source: str, environment: str, schedule_env: dict) -> dict:
+    """The generated ``state_id`` and ``concurrency_limit_name``, executed on their own (Prefect
+    is not installed in the test environment)."""
+    tree = ast.parse(source)
+    functions = [
+        node
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef) and node.name in {"state_id", "concurrency_limit_name"}
+    ]
+    namespace: dict = {"os": os, "re": __import__("re")}
+    namespace.update({"ENVIRONMENT": environment, "SCHEDULE_ENV": schedule_env})
+    exec(compile(ast.Module(body=functions, type_ignores=[]), "flow", "exec"), namespace)
+    return namespace
+
+
+def test_one_prefect_flow_and_deployment_per_schedule(
+    schedules_json: Path, generated: Path
+) -> None:
+    schedules = json.loads(schedules_json.read_text())["schedules"]["job"]
+    prefect = generated / "prefect"
+    document = yaml.safe_load((prefect / "prefect.yaml").read_text())
+    deployments = {d["name"]: d for d in document["deployments"]}
+    assert sorted(deployments) == sorted(s["name"] for s in schedules)
+    assert sorted(p.name for p in (prefect / "flows").glob("*.py")) == sorted(
+        f"meltano_{s['name']}.py" for s in schedules
+    )
+    for schedule in schedules:
+        deployment = deployments[schedule["name"]]
+        assert deployment["schedules"] == [
+            {"cron": schedule["cron_interval"], "timezone": "UTC", "active": True}
+        ]
+        assert deployment["concurrency_limit"] == 1
+        assert f"job:{schedule['job']['name']}" in deployment["tags"]
+        assert deployment["work_pool"] == {"name": "pipeboard"}
+        path, function = deployment["entrypoint"].split(":")
+        source = (prefect / path).read_text()
+        compile(source, path, "exec")
+        flow = _prefect_flow(source)
+        assert flow["decorators"]["flow"]["function"] == function
+        assert flow["decorators"]["flow"]["name"] == f"meltano_{schedule['name']}"
+        assert flow["decorators"]["task"]["retries"] == 1
+        assert flow["decorators"]["task"]["retry_delay_seconds"] == 300
+        steps = [t if isinstance(t, str) else " ".join(t) for t in schedule["job"]["tasks"]]
+        assert list(flow["STEPS"]) == steps
+        assert flow["SCHEDULE_ENV"] == schedule["env"]
+        assert flow["command"] == (
+            "['meltano', f'--environment={ENVIRONMENT}', 'run', *step.split()]"
+        )
+        # Every step runs under the global concurrency limit of its state ID.
+        assert "with concurrency(name, occupy=1, strict=True):" in source
+        assert "upsert_global_concurrency_limit_by_name(name, 1)" in source
+
+
+def test_prefect_steps_are_serialised_per_meltano_state_id(generated: Path) -> None:
+    source = (generated / "prefect" / "flows" / "meltano_both-hourly.py").read_text()
+    assert _prefect_flow(source)["STEPS"] == (
+        "tap-pipedrive target-pipeboard-postgres",
+        "tap-pipedrive--reconcile target-pipeboard-postgres",
+    )
+    functions = _state_id_functions(source, "prod", {})
+    assert functions["state_id"]("tap-pipedrive target-pipeboard-postgres") == (
+        "prod:tap-pipedrive-to-target-pipeboard-postgres"
+    )
+    assert functions["state_id"]("tap-pipedrive--reconcile target-pipeboard-postgres") == (
+        "prod:tap-pipedrive--reconcile-to-target-pipeboard-postgres"
+    )
+    assert functions["concurrency_limit_name"]("tap-pipedrive target-pipeboard-postgres") == (
+        "meltano-state-prod-tap-pipedrive-to-target-pipeboard-postgres"
+    )
+    suffixed = _state_id_functions(source, "prod", {"MELTANO_RUN_STATE_ID_SUFFIX": "deals"})
+    assert suffixed["state_id"]("tap-pipedrive target-pipeboard-postgres") == (
+        "prod:tap-pipedrive-to-target-pipeboard-postgres:deals"
+    )
+
+
+def test_check_fails_when_a_prefect_deployment_is_stale(
+    generated: Path, schedules_json: Path
+) -> None:
+    stale = generated / "prefect" / "prefect.yaml"
+    original = stale.read_text()
+    stale.write_text(original.replace("concurrency_limit: 1", "concurrency_limit: 2", 1))
+    try:
+        result = _run(
+            [
+                sys.executable,
+                str(GENERATE),
+                "--check",
+                "--input",
+                str(schedules_json),
+                "--airflow-out",
+                str(generated / "dags"),
+                "--kubernetes-out",
+                str(generated / "k8s"),
+                "--cron-out",
+                str(generated / "cron"),
+                "--prefect-out",
+                str(generated / "prefect"),
+            ],
+            cwd=ROOT,
+        )
+    finally:
+        stale.write_text(original)
+    assert result.returncode == 1
+    assert "stale" in result.stdout
