@@ -39,6 +39,8 @@ from tap_pipedrive.changelog_records import ChangeTyper, change_records, schema
 from tap_pipedrive.client import PipedriveStream
 from tap_pipedrive.pagination import CursorPaginator, response_body
 from tap_pipedrive.resilience import GoneError
+from tap_pipedrive.sdk_seam import send_with_retries, write_state_now
+from tap_pipedrive.session import tag_of
 from tap_pipedrive.streams.stage_changes import (
     INITIAL_DAYS,
     SKIPPED_PER_STATE,
@@ -187,20 +189,16 @@ class ContactChangesStream(_ChangeRecords, PipedriveStream):
         return f"{self.url_base}{endpoint}"
 
     @override
-    def _request(
-        self, prepared_request: requests.PreparedRequest, context: Context | None
-    ) -> requests.Response:
-        endpoint = self.endpoint_for(context)
-        validate = self.validate_body if endpoint == self.list_path else _accept
-        cost = self.api.cost_of("GET", endpoint)
-        return self.api.send(prepared_request, endpoint, cost=cost, validate=validate)
+    def validate_response(self, response: requests.Response) -> None:
+        # Per-record changelog answers are accepted as they come (``null`` data reads as no
+        # changes); the list pages must carry a list.
+        listing = tag_of(response.request).endpoint == self.list_path
+        self.api.check_response(response, validate=self.validate_body if listing else None)
 
     def _pages(
         self, context: dict[str, t.Any], params: dict[str, t.Any], cursor: str | None = None
     ) -> t.Iterator[tuple[str | None, dict[str, t.Any]]]:
-        send = self.request_decorator(self._request)
-        paginator = CursorPaginator()
-        paginator._value = cursor  # resume at a saved keyset position
+        paginator = CursorPaginator(cursor)  # resume at a saved keyset position
         while not paginator.finished:
             query = dict(params)
             if paginator.current_value is not None:
@@ -208,7 +206,7 @@ class ContactChangesStream(_ChangeRecords, PipedriveStream):
             prepared = self.build_prepared_request(
                 method="GET", url=self.get_url(context), params=query, headers=self.http_headers
             )
-            response = send(prepared, context)
+            response = send_with_retries(self, prepared, context)
             self._extracted_at = dt.datetime.now(dt.UTC)
             yield paginator.current_value, response_body(response)
             paginator.advance(response)
@@ -245,8 +243,7 @@ class ContactChangesStream(_ChangeRecords, PipedriveStream):
 
     def _save_state(self, key: str, value: dict[str, t.Any]) -> None:
         self.stream_state[key] = value
-        self.state_manager.is_flushed = False
-        self._write_state_message()
+        write_state_now(self)
 
     def _stop_message(self, cost: int, where: str) -> str:
         budget = self.api.budget
@@ -426,10 +423,6 @@ def head(row: Mapping[str, t.Any]) -> DealHead:
         stage_change_time=record.update_time,
         creator_user_id=None,
     )
-
-
-def _accept(body: dict[str, t.Any]) -> None:
-    """Changelog bodies are read by :func:`page_items`."""
 
 
 class PersonChangesStream(ContactChangesStream):
