@@ -22,7 +22,7 @@ import typing as t
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from tap_pipedrive.fields import COMPOSITE_PARTS, CustomField, _label, _labels
+from tap_pipedrive.custom_fields import COMPOSITE_PARTS, CustomField, _label, _labels
 
 # Keys the changelog may use where the v2 record (and so the table) names the field otherwise.
 KEY_ALIASES: dict[str, dict[str, str]] = {
