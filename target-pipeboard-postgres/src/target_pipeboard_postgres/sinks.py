@@ -45,8 +45,13 @@ class SinkHost(Protocol):
     def count_nul(self, stream: str, count: int) -> None:
         """Note NUL characters removed from a stream's values."""
 
-    def post_load_expansions(self, stream: str) -> list[PostLoadExpansion]:
-        """What runs inside each batch transaction of ``stream``."""
+    def history_table(self, stream: str, table: str, keys: Sequence[str]) -> str | None:
+        """The history table ``stream`` keeps beside ``table`` (history mode), if any."""
+
+    def post_load_expansions(
+        self, stream: str, layout: TableLayout, history_table: str | None
+    ) -> list[PostLoadExpansion]:
+        """What runs inside each batch transaction of ``stream``, loaded as ``layout``."""
 
     def drain_one(self, sink: Any) -> None:
         """Load the sink's buffered batch now (the SDK's public drain)."""
@@ -66,7 +71,7 @@ class PostgresSink(SinkSeam):
         super().__init__(target, stream_name, schema, key_properties, connector)
         self._target = target
         self._ledger = target.ledger
-        self.expansions = target.post_load_expansions(stream_name)
+        self.expansions: list[PostLoadExpansion] = []
         self.superseded = False
         self._rows: list[list[Any]] = []
         self._lines: list[int | None] = []
@@ -144,6 +149,9 @@ class PostgresSink(SinkSeam):
         fresh_shadow = self._overwrite and self._ledger.start_overwrite(
             self.schema_name, self.table_name
         )
+        history = self._target.history_table(
+            self.stream_name, self.table_name, self._key_properties
+        )
         try:
             self.layout = self.connector.prepare_table_layout(
                 schema=self.schema_name,
@@ -153,6 +161,7 @@ class PostgresSink(SinkSeam):
                 extra_tables=extra,
                 primary_key=self._upsert,
                 reset_extra_tables=fresh_shadow,
+                history_table=history,
             )
         except (psycopg.Error, column_types.UnsafeSQLTypeError) as exc:
             raise TableSetupError(
@@ -162,6 +171,7 @@ class PostgresSink(SinkSeam):
                 self._target.current_line,
             ) from None
         layout = self.layout
+        self.expansions = self._target.post_load_expansions(self.stream_name, layout, history)
         metrics = self._target.metrics
         if layout.added:
             metrics.columns_added.labels(stream=self.stream_name).inc(layout.added)
