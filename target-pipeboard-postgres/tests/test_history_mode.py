@@ -199,19 +199,12 @@ def test_a_generic_taps_stream_keeps_history(run_target, rows):
         f"shop_id, order_id, status, line_items, {VERSION_COLUMNS}",
         order="shop_id, order_id, _valid_from",
     )
-    # Within one batch the last record of a key is the version (as in the table): `paid` and
-    # `shipped` came in one batch.
+    # `paid` and `shipped` came in one run, one after the other: each is a version.
+    items = [{"sku": "x", "qty": 2}]
     assert got == [
-        (
-            1,
-            "A-1",
-            "open",
-            [{"sku": "x", "qty": 2}],
-            at("2024-03-01T08:00:00Z"),
-            at("2024-03-03T07:00:00Z"),
-            False,
-        ),
-        (1, "A-1", "shipped", [{"sku": "x", "qty": 2}], at("2024-03-03T07:00:00Z"), None, True),
+        (1, "A-1", "open", items, at("2024-03-01T08:00:00Z"), at("2024-03-02T07:00:00Z"), False),
+        (1, "A-1", "paid", items, at("2024-03-02T07:00:00Z"), at("2024-03-03T07:00:00Z"), False),
+        (1, "A-1", "shipped", items, at("2024-03-03T07:00:00Z"), None, True),
         (2, "A-1", "open", [], at("2024-03-01T09:00:00Z"), None, True),
     ]
 

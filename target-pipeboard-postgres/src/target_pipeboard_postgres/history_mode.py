@@ -7,8 +7,8 @@ target keeps a table ``<table>_history``: the stream's columns plus ``_valid_fro
 ``_valid_from``). It is a post-load expansion (:mod:`.post_load`): a batch's versions are
 written in the batch's own transaction, so a crash leaves no gap and no duplicate.
 
-The rules, per key of a batch (the last record of a key in a batch is the one loaded, in the
-table as in its history):
+The rules, for every record (a stream in history mode never has two records of one key in a
+batch: the second starts the next batch, so versions never depend on where batches end):
 
 - ``_valid_from`` is the record's replication-key value when the stream declares one
   (``bookmark_properties`` of its SCHEMA message) and it is a date-time (or date) column with a

@@ -91,6 +91,7 @@ class PostgresSink(SinkSeam):
         self._build_row: Callable[[Mapping[str, Any]], list[Any]] = list
         self._seen_keys: set[Any] = set()
         self._repeated_keys = False
+        self._one_row_per_key = False  # batches never repeat a key (history mode)
         self._versioned = False
 
     # Names
@@ -172,6 +173,7 @@ class PostgresSink(SinkSeam):
             ) from None
         layout = self.layout
         self.expansions = self._target.post_load_expansions(self.stream_name, layout, history)
+        self._one_row_per_key = history is not None
         metrics = self._target.metrics
         if layout.added:
             metrics.columns_added.labels(stream=self.stream_name).inc(layout.added)
@@ -220,7 +222,13 @@ class PostgresSink(SinkSeam):
             raise RecordMissingKeyError(self.stream_name, line, missing)
         try:
             if key in self._seen_keys:
-                self._repeated_keys = True
+                if self._one_row_per_key:
+                    # History mode: every record is a version, so a key's second record in a
+                    # batch starts the next batch (versions never depend on batch bounds).
+                    self._target.drain_one(self)
+                    self._seen_keys.add(key)
+                else:
+                    self._repeated_keys = True
             else:
                 self._seen_keys.add(key)
         except TypeError:  # an object as key: let the database de-duplicate
