@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -163,31 +162,21 @@ class HistoryMode:
                 )
         else:
             deleted, deleted_at = sql.SQL("FALSE"), valid_from
-        schema = batch.schema
-        for statement in self._statements(
-            schema, batch.source, columns, content, valid_from, deleted, deleted_at
-        ):
-            conn.execute(statement)
-
-    def _statements(
-        self,
-        schema: str,
-        source: sql.Composable,
-        columns: Sequence[str],
-        content: dict[str, str],
-        valid_from: sql.Composable,
-        deleted: sql.Composable,
-        deleted_at: sql.Composable,
-    ) -> Iterable[sql.Composed]:
-        h, keys = self.history, self.keys
-        yield q.collect_versions(
-            schema, h, source, columns, keys, content, valid_from, deleted, deleted_at
+        schema, h, keys, source = batch.schema, self.history, self.keys, batch.source
+        conn.execute(
+            q.collect_versions(schema, h, source, keys, content, valid_from, deleted, deleted_at)
         )
-        yield q.close_deleted(schema, h, keys)
-        yield q.replace_same_instant(schema, h, columns, keys)
-        yield q.close_previous(schema, h, keys)
-        yield q.insert_versions(schema, h, columns)
-        yield sql.SQL("DROP TABLE {}").format(sql.Identifier(q.VERSIONS))
+        row = conn.execute(q.count_work()).fetchone()
+        deletes, same_instant, ends_previous, new = row if row is not None else (0, 0, 0, 0)
+        if deletes:
+            conn.execute(q.close_deleted(schema, h, keys))
+        if same_instant:
+            conn.execute(q.replace_same_instant(schema, h, source, columns, keys))
+        if ends_previous:
+            conn.execute(q.close_previous(schema, h, keys))
+        if new:
+            conn.execute(q.insert_versions(schema, h, source, columns, keys))
+        conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(q.VERSIONS)))
 
     def after_retire(
         self, conn: psycopg.Connection[Any], layout: TableLayout, table: str, version: int

@@ -1,9 +1,9 @@
 """SQL of history mode (see :mod:`.history_mode`). Nothing here executes anything.
 
 A batch's versions go through a temporary table ``pb_versions`` (dropped at commit): one row per
-key of the batch with its columns, its ``_valid_from``, whether it is a delete, and where it
-falls in the key's chain of versions (the version before it, whether that one has the same
-content, and the start of the version after it).
+key of the batch with its ``_valid_from``, whether it is a delete, and where it falls in the
+key's chain of versions (the version before it, whether that one has the same content, and the
+start of the version after it). The values themselves are read from the batch's rows.
 """
 
 from __future__ import annotations
@@ -92,14 +92,14 @@ def collect_versions(
     schema: str,
     history: str,
     source: sql.Composable,
-    columns: Sequence[str],
     keys: Sequence[str],
     content: Mapping[str, str],
     valid_from: sql.Composable,
     deleted: sql.Composable,
     deleted_at: sql.Composable,
 ) -> sql.Composed:
-    """Fill ``pb_versions`` from the batch's rows (``source``, aliased ``n``).
+    """Fill ``pb_versions`` from the batch's rows (``source``, aliased ``n``): per key, its
+    ``_valid_from`` and where it falls in the key's chain (values stay in ``source``).
 
     ``valid_from``, ``deleted`` and ``deleted_at`` are expressions over ``n``. The version
     before a row is the key's latest with ``_valid_from`` at or before the row's.
@@ -107,7 +107,7 @@ def collect_versions(
     h = _ident(schema, history)
     return sql.SQL(
         "CREATE TEMPORARY TABLE {v} ON COMMIT DROP AS "
-        "SELECT {ncols}, CASE WHEN {deleted} THEN {deleted_at} ELSE {vf} END AS {VF}, "
+        "SELECT {nkeys}, CASE WHEN {deleted} THEN {deleted_at} ELSE {vf} END AS {VF}, "
         "{deleted} AS _deleted, p.{VF} AS _p_from, p.{VT} AS _p_to, "
         "(p.{VF} IS NOT NULL AND {same}) AS _same, "
         "(SELECT min(x.{VF}) FROM {h} x WHERE {xkeys} AND x.{VF} > {vf}) AS _next_from "
@@ -116,7 +116,7 @@ def collect_versions(
         "ORDER BY p.{VF} DESC LIMIT 1) p ON TRUE"
     ).format(
         v=sql.Identifier(VERSIONS),
-        ncols=_cols(columns, "n"),
+        nkeys=_cols(keys, "n"),
         deleted=deleted,
         deleted_at=deleted_at,
         vf=valid_from,
@@ -136,6 +136,23 @@ _NEW_VERSION = sql.SQL(
     "NOT v._deleted AND (v._p_from IS NULL OR (v._p_from < v.{VF} "
     "AND NOT (v._same AND (v._p_to IS NULL OR v._p_to > v.{VF}))))"
 ).format(VF=sql.Identifier(VALID_FROM))
+# ... whose version before it is still in effect at its time (and so must end there).
+_ENDS_PREVIOUS = sql.SQL(
+    "{new} AND v._p_from IS NOT NULL AND (v._p_to IS NULL OR v._p_to > v.{VF})"
+).format(new=_NEW_VERSION, VF=sql.Identifier(VALID_FROM))
+# A changed row at the instant of an existing version.
+_SAME_INSTANT = sql.SQL("NOT v._deleted AND v._p_from = v.{VF} AND NOT v._same").format(
+    VF=sql.Identifier(VALID_FROM)
+)
+
+
+def count_work() -> sql.Composed:
+    """How many rows of ``pb_versions`` each step concerns (deletes, same instant, previous
+    versions to end, new versions): steps with none are skipped."""
+    return sql.SQL(
+        "SELECT count(*) FILTER (WHERE v._deleted), count(*) FILTER (WHERE {same}), "
+        "count(*) FILTER (WHERE {ends}), count(*) FILTER (WHERE {new}) FROM {v} v"
+    ).format(same=_SAME_INSTANT, ends=_ENDS_PREVIOUS, new=_NEW_VERSION, v=sql.Identifier(VERSIONS))
 
 
 def close_deleted(schema: str, history: str, keys: Sequence[str]) -> sql.Composed:
@@ -154,18 +171,25 @@ def close_deleted(schema: str, history: str, keys: Sequence[str]) -> sql.Compose
 
 
 def replace_same_instant(
-    schema: str, history: str, columns: Sequence[str], keys: Sequence[str]
+    schema: str,
+    history: str,
+    source: sql.Composable,
+    columns: Sequence[str],
+    keys: Sequence[str],
 ) -> sql.Composed:
     """A changed version with the ``_valid_from`` of an existing one replaces its content."""
     return sql.SQL(
-        "UPDATE {h} h SET {sets} FROM {v} v WHERE NOT v._deleted AND v._p_from = v.{VF} "
-        "AND NOT v._same AND {k} AND h.{VF} = v.{VF}"
+        "UPDATE {h} h SET {sets} FROM {v} v JOIN (SELECT * FROM {source}) n ON {vn} "
+        "WHERE {same} AND {k} AND h.{VF} = v.{VF}"
     ).format(
         h=_ident(schema, history),
         sets=sql.SQL(", ").join(
-            sql.SQL("{} = {}").format(sql.Identifier(c), sql.Identifier("v", c)) for c in columns
+            sql.SQL("{} = {}").format(sql.Identifier(c), sql.Identifier("n", c)) for c in columns
         ),
         v=sql.Identifier(VERSIONS),
+        source=source,
+        vn=_keys_match(keys, "v", "n"),
+        same=_SAME_INSTANT,
         k=_keys_match(keys, "h", "v"),
         VF=sql.Identifier(VALID_FROM),
     )
@@ -174,13 +198,12 @@ def replace_same_instant(
 def close_previous(schema: str, history: str, keys: Sequence[str]) -> sql.Composed:
     """The version before a new one ends where the new one starts."""
     return sql.SQL(
-        "UPDATE {h} h SET {VT} = v.{VF}, {CUR} = FALSE FROM {v} v WHERE {new} "
-        "AND v._p_from IS NOT NULL AND (v._p_to IS NULL OR v._p_to > v.{VF}) "
+        "UPDATE {h} h SET {VT} = v.{VF}, {CUR} = FALSE FROM {v} v WHERE {ends} "
         "AND {k} AND h.{VF} = v._p_from"
     ).format(
         h=_ident(schema, history),
         v=sql.Identifier(VERSIONS),
-        new=_NEW_VERSION,
+        ends=_ENDS_PREVIOUS,
         k=_keys_match(keys, "h", "v"),
         VF=sql.Identifier(VALID_FROM),
         VT=sql.Identifier(VALID_TO),
@@ -188,20 +211,29 @@ def close_previous(schema: str, history: str, keys: Sequence[str]) -> sql.Compos
     )
 
 
-def insert_versions(schema: str, history: str, columns: Sequence[str]) -> sql.Composed:
+def insert_versions(
+    schema: str,
+    history: str,
+    source: sql.Composable,
+    columns: Sequence[str],
+    keys: Sequence[str],
+) -> sql.Composed:
     """New versions; each ends where the chain continued after it (open if nothing did)."""
     ends = sql.SQL("CASE WHEN v._p_to > v.{VF} THEN v._p_to ELSE v._next_from END").format(
         VF=sql.Identifier(VALID_FROM)
     )
     return sql.SQL(
         "INSERT INTO {h} ({cols}, {VF}, {VT}, {CUR}) "
-        "SELECT {vcols}, v.{VF}, {ends}, ({ends}) IS NULL FROM {v} v WHERE {new}"
+        "SELECT {ncols}, v.{VF}, {ends}, ({ends}) IS NULL "
+        "FROM {v} v JOIN (SELECT * FROM {source}) n ON {vn} WHERE {new}"
     ).format(
         h=_ident(schema, history),
         cols=_cols(columns),
-        vcols=_cols(columns, "v"),
+        ncols=_cols(columns, "n"),
         ends=ends,
         v=sql.Identifier(VERSIONS),
+        source=source,
+        vn=_keys_match(keys, "v", "n"),
         new=_NEW_VERSION,
         VF=sql.Identifier(VALID_FROM),
         VT=sql.Identifier(VALID_TO),
