@@ -444,7 +444,9 @@ def run(
         samples: dict[tuple[str, str], list[dict]] = {}
         for _ in range(repeat):
             for name, (argv, config) in chosen.items():
-                schema = "bench_" + "".join(c if c.isalnum() else "_" for c in name.lower())[:40]
+                # The process id too: another bench run on the same server uses its own schemas.
+                slug = "".join(c if c.isalnum() else "_" for c in name.lower())[:40]
+                schema = f"bench_{slug}_{os.getpid()}"
                 config = {k: v for k, v in config.items() if v is not None}
                 if config:
                     config["default_target_schema"] = schema
