@@ -365,7 +365,9 @@ def ensure_competitor(name: str) -> Path:
     return comparison.ensure_venv(name, [package]) / "bin" / script
 
 
-def loaders(url: str, compare: bool) -> dict[str, tuple[list[str], dict]]:
+def loaders(
+    url: str, compare: bool, baseline: Path | None = None, history: bool = False
+) -> dict[str, tuple[list[str], dict]]:
     """name -> (argv taking the Singer file on stdin, config written to a file)."""
     bin_dir = Path(sys.executable).parent
     result = {
@@ -375,6 +377,17 @@ def loaders(url: str, compare: bool) -> dict[str, tuple[list[str], dict]]:
             {"database_url": url},
         ),
     }
+    if baseline is not None:
+        # Another checkout's installation (e.g. the previous commit), side by side.
+        result["target-pipeboard-postgres (baseline)"] = (
+            [str(baseline / "target-pipeboard-postgres")],
+            {"database_url": url},
+        )
+    if history:
+        result["target-pipeboard-postgres (history mode)"] = (
+            [str(bin_dir / "target-pipeboard-postgres")],
+            {"database_url": url, "history_streams": [STREAM]},
+        )
     if compare:
         from psycopg.conninfo import conninfo_to_dict
 
@@ -406,7 +419,13 @@ def loaders(url: str, compare: bool) -> dict[str, tuple[list[str], dict]]:
 
 
 def run(
-    rows_list: list[int], url: str, compare: bool, repeat: int, only: str | None = None
+    rows_list: list[int],
+    url: str,
+    compare: bool,
+    repeat: int,
+    only: str | None = None,
+    baseline: Path | None = None,
+    history: bool = False,
 ) -> list[dict]:
     """Every loader on every size, `repeat` rounds (initial load, then upsert pass); medians.
 
@@ -415,7 +434,8 @@ def run(
     """
     OUT.mkdir(exist_ok=True)
     results = []
-    chosen = {n: v for n, v in loaders(url, compare).items() if not only or only in n}
+    everything = loaders(url, compare, baseline, history)
+    chosen = {n: v for n, v in everything.items() if not only or only in n}
     for rows in rows_list:
         data = OUT / f"deals_{rows}.singer"
         if not data.exists():
@@ -424,7 +444,9 @@ def run(
         samples: dict[tuple[str, str], list[dict]] = {}
         for _ in range(repeat):
             for name, (argv, config) in chosen.items():
-                schema = "bench_" + "".join(c if c.isalnum() else "_" for c in name.lower())[:40]
+                # The process id too: another bench run on the same server uses its own schemas.
+                slug = "".join(c if c.isalnum() else "_" for c in name.lower())[:40]
+                schema = f"bench_{slug}_{os.getpid()}"
                 config = {k: v for k, v in config.items() if v is not None}
                 if config:
                     config["default_target_schema"] = schema
@@ -494,6 +516,14 @@ def main() -> None:
     parser.add_argument("--compare", action="store_true", help="also the existing Postgres targets")
     parser.add_argument("--only", help="run only the loaders whose name contains this")
     parser.add_argument("--repeat", type=int, default=3, help="runs per loader (median reported)")
+    parser.add_argument(
+        "--baseline-bin",
+        type=Path,
+        help="also the target installed in this bin directory (e.g. the previous commit's)",
+    )
+    parser.add_argument(
+        "--history", action="store_true", help="also the target with history_streams [deals]"
+    )
     args = parser.parse_args()
     if args.command == "plain-copy":
         plain_copy(Path("/dev/stdin"), args.database_url, args.schema, args.upsert)
@@ -502,7 +532,15 @@ def main() -> None:
         generate(args.path, args.rows)
         return
     print(machine(), file=sys.stderr)
-    results = run(args.rows or [100_000], args.database_url, args.compare, args.repeat, args.only)
+    results = run(
+        args.rows or [100_000],
+        args.database_url,
+        args.compare,
+        args.repeat,
+        args.only,
+        args.baseline_bin,
+        args.history,
+    )
     (OUT / "target_results.json").write_text(
         json.dumps({"machine": machine(), "results": results}, indent=1)
     )

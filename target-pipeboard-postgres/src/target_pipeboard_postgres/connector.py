@@ -16,7 +16,13 @@ import psycopg.errors
 from psycopg import sql as pgsql
 from singer_sdk.sql import SQLConnector
 
-from target_pipeboard_postgres import column_types, embedded, identifiers, sql_builders
+from target_pipeboard_postgres import (
+    column_types,
+    embedded,
+    history_mode_sql,
+    identifiers,
+    sql_builders,
+)
 from target_pipeboard_postgres.commit_ledger import BackgroundLoader
 from target_pipeboard_postgres.errors import DatabaseUnavailableError
 from target_pipeboard_postgres.post_load import LoadedBatch, PostLoadExpansion
@@ -225,6 +231,7 @@ class PostgresConnector(SQLConnector):
         extra_tables: Iterable[str] = (),
         primary_key: bool = True,
         reset_extra_tables: bool = False,
+        history_table: str | None = None,
     ) -> TableLayout:
         """Create or evolve the table (and ``extra_tables`` shaped like it) for a schema.
 
@@ -232,7 +239,9 @@ class PostgresConnector(SQLConnector):
         dropped, renamed or narrowed. A new table gets the key as its primary key unless
         ``primary_key`` is false (append-only loads keep every record). With
         ``reset_extra_tables`` the extra tables are created afresh (empty, shaped like the
-        table as it is now) even if they exist.
+        table as it is now) even if they exist. ``history_table`` (history mode) is created
+        like the table plus the version columns, keyed by (key, ``_valid_from``), and its
+        columns follow the table's as the extra tables' do.
         """
         conn = self.pg
         with conn.transaction():
@@ -282,6 +291,14 @@ class PostgresConnector(SQLConnector):
                 if reset_extra_tables:
                     conn.execute(sql_builders.drop_table(schema, extra))
                 conn.execute(sql_builders.create_table_like(schema, extra, table))
+            followers = list(extra_tables)
+            if history_table is not None:
+                for statement in history_mode_sql.create_history_table(
+                    schema, history_table, table, key_columns
+                ):
+                    conn.execute(statement)
+                followers.append(history_table)
+            for extra in followers:
                 have = self.existing_columns(schema, extra)
                 for column, kind in final.items():
                     if column not in have:

@@ -45,8 +45,13 @@ class SinkHost(Protocol):
     def count_nul(self, stream: str, count: int) -> None:
         """Note NUL characters removed from a stream's values."""
 
-    def post_load_expansions(self, stream: str) -> list[PostLoadExpansion]:
-        """What runs inside each batch transaction of ``stream``."""
+    def history_table(self, stream: str, table: str, keys: Sequence[str]) -> str | None:
+        """The history table ``stream`` keeps beside ``table`` (history mode), if any."""
+
+    def post_load_expansions(
+        self, stream: str, layout: TableLayout, history_table: str | None
+    ) -> list[PostLoadExpansion]:
+        """What runs inside each batch transaction of ``stream``, loaded as ``layout``."""
 
     def drain_one(self, sink: Any) -> None:
         """Load the sink's buffered batch now (the SDK's public drain)."""
@@ -66,7 +71,7 @@ class PostgresSink(SinkSeam):
         super().__init__(target, stream_name, schema, key_properties, connector)
         self._target = target
         self._ledger = target.ledger
-        self.expansions = target.post_load_expansions(stream_name)
+        self.expansions: list[PostLoadExpansion] = []
         self.superseded = False
         self._rows: list[list[Any]] = []
         self._lines: list[int | None] = []
@@ -86,6 +91,7 @@ class PostgresSink(SinkSeam):
         self._build_row: Callable[[Mapping[str, Any]], list[Any]] = list
         self._seen_keys: set[Any] = set()
         self._repeated_keys = False
+        self._one_row_per_key = False  # batches never repeat a key (history mode)
         self._versioned = False
         self._children_of: list[str] = []
 
@@ -154,6 +160,9 @@ class PostgresSink(SinkSeam):
         fresh_shadow = self._overwrite and self._ledger.start_overwrite(
             self.schema_name, self.table_name
         )
+        history = self._target.history_table(
+            self.stream_name, self.table_name, self._key_properties
+        )
         try:
             self.layout = self.connector.prepare_table_layout(
                 schema=self.schema_name,
@@ -163,6 +172,7 @@ class PostgresSink(SinkSeam):
                 extra_tables=extra,
                 primary_key=self._upsert,
                 reset_extra_tables=fresh_shadow,
+                history_table=history,
             )
         except (psycopg.Error, column_types.UnsafeSQLTypeError) as exc:
             raise TableSetupError(
@@ -172,6 +182,8 @@ class PostgresSink(SinkSeam):
                 self._target.current_line,
             ) from None
         layout = self.layout
+        self.expansions = self._target.post_load_expansions(self.stream_name, layout, history)
+        self._one_row_per_key = history is not None
         metrics = self._target.metrics
         if layout.added:
             metrics.columns_added.labels(stream=self.stream_name).inc(layout.added)
@@ -220,7 +232,13 @@ class PostgresSink(SinkSeam):
             raise RecordMissingKeyError(self.stream_name, line, missing)
         try:
             if key in self._seen_keys:
-                self._repeated_keys = True
+                if self._one_row_per_key:
+                    # History mode: every record is a version, so a key's second record in a
+                    # batch starts the next batch (versions never depend on batch bounds).
+                    self._target.drain_one(self)
+                    self._seen_keys.add(key)
+                else:
+                    self._repeated_keys = True
             else:
                 self._seen_keys.add(key)
         except TypeError:  # an object as key: let the database de-duplicate

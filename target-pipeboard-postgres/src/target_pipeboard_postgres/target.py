@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import copy
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar
 
 from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabilities
 
-from target_pipeboard_postgres import identifiers, settings, stage_history
+from target_pipeboard_postgres import history_mode, identifiers, settings, stage_history
 from target_pipeboard_postgres.commit_ledger import CommitLedger
-from target_pipeboard_postgres.connector import PostgresConnector
+from target_pipeboard_postgres.connector import PostgresConnector, TableLayout
 from target_pipeboard_postgres.errors import (
     MalformedLineError,
     RecordBeforeSchemaError,
@@ -28,8 +28,8 @@ from target_pipeboard_postgres.values import strip_nul
 
 def _config_schema() -> dict[str, Any]:
     schema = copy.deepcopy(settings.CONFIG_SCHEMA)
-    extra = stage_history.config_property().to_dict()
-    schema["properties"].update(extra)
+    schema["properties"].update(stage_history.config_property().to_dict())
+    schema["properties"].update(history_mode.config_property().to_dict())
     return schema
 
 
@@ -61,6 +61,7 @@ class TargetPipeboardPostgres(TargetSeam):
         self._nul_counts: dict[str, int] = defaultdict(int)
         self._loaded_schemas: set[str] = set()
         self._tables: dict[tuple[str, str], str] = {}
+        self._replication_keys: dict[str, str] = {}
         super().__init__(**kwargs)
         self.ledger = CommitLedger(
             wait_limit=float(
@@ -90,6 +91,9 @@ class TargetPipeboardPostgres(TargetSeam):
             self.config.get(stage_history.SETTING_NAME)
         )
         self._stage_history_queue = stage_history.PendingQueue(self.stage_history)
+        self.history = history_mode.HistorySettings.from_config(
+            self.config.get(history_mode.SETTING_NAME), self.config.get("load_method")
+        )
 
     def normalize_config(self, config: dict[str, Any]) -> None:
         """The one place config is coerced (see settings.NUMBER_SETTINGS)."""
@@ -114,10 +118,33 @@ class TargetPipeboardPostgres(TargetSeam):
         """Note NUL characters removed from a stream's values."""
         self._nul_counts[stream] += count
 
-    def post_load_expansions(self, stream: str) -> list[PostLoadExpansion]:
-        """What runs inside each batch transaction of ``stream``."""
-        _ = stream
-        return [self._stage_history_queue]
+    def history_table(self, stream: str, table: str, keys: Sequence[str]) -> str | None:
+        """The history table ``stream`` keeps beside ``table`` (history mode), if any."""
+        if not self.history.applies(stream):
+            return None
+        if not keys:
+            if self.history.named(stream):
+                raise SchemaError(
+                    stream,
+                    self.current_line,
+                    "history mode (history_streams) needs key properties; this stream has none",
+                )
+            self.logger.warning(
+                "Stream '%s' has no key properties: loaded without history (history_streams).",
+                stream,
+            )
+            return None
+        return history_mode.history_table(table)
+
+    def post_load_expansions(
+        self, stream: str, layout: TableLayout, history_table: str | None
+    ) -> list[PostLoadExpansion]:
+        """What runs inside each batch transaction of ``stream``, loaded as ``layout``."""
+        expansions: list[PostLoadExpansion] = [self._stage_history_queue]
+        if history_table is not None:
+            replication_key = self._replication_keys.get(stream)
+            expansions.append(history_mode.HistoryMode(layout, history_table, replication_key))
+        return expansions
 
     # Messages
 
@@ -181,6 +208,11 @@ class TargetPipeboardPostgres(TargetSeam):
         ):
             raise SchemaError(stream, self.current_line, "`key_properties` must be a list of names")
         self._claim_table(stream)
+        bookmarks = message_dict.get("bookmark_properties")
+        if isinstance(bookmarks, list) and len(bookmarks) == 1 and isinstance(bookmarks[0], str):
+            self._replication_keys[stream] = bookmarks[0]
+        else:
+            self._replication_keys.pop(stream, None)
         # Rows buffered under the previous schema load first, with the table as it was.
         previous = self.active_sink(stream)
         if isinstance(previous, PostgresSink) and (
