@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 # a test module stays on one worker (its module fixtures are shared).
 PYTEST_WORKERS ?= 2
 
-.PHONY: setup demo test lint typecheck bench lock clean
+.PHONY: setup demo test lint typecheck bench lock clean sdk-canary
 
 setup: $(STAMP)
 
@@ -45,6 +45,27 @@ typecheck: setup
 bench: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash bench/run_all.sh $(BENCH_ARGS)
 
+# The seam tests and the SDK's standard suites against the newest singer-sdk the registry offers,
+# in a virtualenv of its own (not part of `make test`; see README: "Updating dependencies").
+# The packages' `singer-sdk` range is overridden; everything else resolves to its newest version.
+CANARY_VENV  ?= .venv-sdk-canary
+CANARY_BIN   := $(CANARY_VENV)/bin
+CANARY_TESTS := tap-pipedrive/tests/test_tap_sdk_seam.py tap-pipedrive/tests/test_tap_standard.py \
+                target-pipeboard-postgres/tests/test_target_sdk_suite.py \
+                $(wildcard target-pipeboard-postgres/tests/test_target_sdk_seam.py)
+
+sdk-canary:
+	@test -x $(CANARY_BIN)/python || $(PYTHON) -m venv $(CANARY_VENV)
+	$(CANARY_BIN)/python -m pip install --quiet --disable-pip-version-check uv
+	echo singer-sdk > $(CANARY_VENV)/override.txt
+	$(CANARY_BIN)/uv pip install --quiet --upgrade --python $(CANARY_BIN)/python \
+	  --override $(CANARY_VENV)/override.txt $(PKGS) -r requirements/dev.in
+	@$(CANARY_BIN)/python -c 'import importlib.metadata as m; \
+	  print("sdk-canary: singer-sdk", m.version("singer-sdk"), "(pinned:", \
+	  [l.split("==")[1] for l in open("requirements/constraints.txt") if l.startswith("singer-sdk==")][0] + ")")'
+	PATH="$(CURDIR)/$(CANARY_BIN):$$PATH" $(CANARY_BIN)/python -m pytest -p no:cacheprovider \
+	  -n $(PYTEST_WORKERS) --dist loadfile $(CANARY_TESTS)
+
 # Re-pin every dependency (see README: "Updating dependencies").
 lock:
 	$(UV) pip compile --quiet --python-version 3.11 --universal -o requirements/constraints.txt \
@@ -52,4 +73,4 @@ lock:
 	  pipedrive-simulator/pyproject.toml
 
 clean:
-	rm -rf $(VENV) .meltano .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CANARY_VENV) .meltano .pytest_cache .mypy_cache .ruff_cache

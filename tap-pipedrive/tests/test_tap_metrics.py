@@ -11,7 +11,8 @@ from urllib.parse import unquote
 
 import pytest
 from tap_pipedrive.metrics import default_pipeline
-from tap_pipedrive.progress import Progress, parse_update_time
+from tap_pipedrive.progress import Progress
+from tap_pipedrive.timestamps import parse_update_time
 
 PIPELINE_ENV = {"MELTANO_ENVIRONMENT": "prod", "MELTANO_EXTRACTOR_NAME": "tap-pipedrive--reconcile"}
 

@@ -9,8 +9,9 @@ import orjson
 import pytest
 from tap_pipedrive.api import OPENAPI
 from tap_pipedrive.client import PipedriveStream
-from tap_pipedrive.custom_fields import CustomFieldFlattener, plan_custom_fields
+from tap_pipedrive.custom_fields import plan_custom_fields
 from tap_pipedrive.pagination import MalformedResponseError
+from tap_pipedrive.record_code import PlainRecordBuilder
 from tap_pipedrive.tap import TapPipedrive
 from tap_pipedrive.typed_pages import TypedPages
 
@@ -188,7 +189,7 @@ def test_typed_rows_build_what_the_flattener_makes():
     assert envelope["additional_data"] == {"next_cursor": "c"}
     built = [pages.build(row) for row in envelope["data"]]
 
-    flatten = CustomFieldFlattener(_fields())
+    flatten = PlainRecordBuilder(_fields())
     for record, row in zip(built, copy.deepcopy(ROWS), strict=True):
         reference = flatten(row)
         reference["_sdc_deleted_at"] = row["update_time"] if row.get("is_deleted") else None

@@ -9,7 +9,6 @@ import pytest
 import requests
 from singer_sdk.exceptions import ConfigValidationError
 from tap_pipedrive.custom_fields import (
-    CustomFieldFlattener,
     keep_known_columns,
     plan_custom_fields,
     snake_case,
@@ -20,6 +19,7 @@ from tap_pipedrive.pagination import (
     OffsetPaginator,
     response_body,
 )
+from tap_pipedrive.record_code import PlainRecordBuilder
 from tap_pipedrive.resilience import BurstLimitedError, backoff_waits
 from tap_pipedrive.tap import CONFIG_SCHEMA, TapPipedrive, coerce_numbers, number_settings
 
@@ -189,7 +189,7 @@ def test_schema_from_recorded_v1_field_definitions():
         props.update(f.schema_properties())
     assert props["type"]["type"] == ["string", "null"]
     assert props["title"]["x-pipedrive-key"] == "title"
-    flatten = CustomFieldFlattener(fields.values())
+    flatten = PlainRecordBuilder(fields.values())
     row = flatten({"custom_fields": {"type": "call", "label": 6, "title": "Deal"}})
     assert row == {"type": "Call", "label": "Hot lead", "title": "Deal"}
 
@@ -206,7 +206,7 @@ def test_flattener_value_shapes():
         ],
         reserved=(),
     )
-    flatten = CustomFieldFlattener(fields)
+    flatten = PlainRecordBuilder(fields)
     row = flatten(
         {
             "custom_fields": {
@@ -256,7 +256,7 @@ def test_v1_flattener_reads_top_level_keys_of_a_recorded_lead():
         _defn(tags, "Tags", "set", [{"id": 1, "label": "One"}, {"id": 2, "label": "Two"}]),
         _defn(span, "Contract", "daterange"),
     ]
-    flatten = CustomFieldFlattener(plan_custom_fields(definitions, reserved=set(lead)), v1=True)
+    flatten = PlainRecordBuilder(plan_custom_fields(definitions, reserved=set(lead)), v1=True)
     row = flatten(dict(lead))
     assert (row["seats"], row["code"]) == (10, "Test")
     assert (row["budget"], row["budget_currency"], row["tags"], row["contract"]) == (None,) * 4
@@ -277,7 +277,7 @@ def test_v1_flattener_reads_top_level_keys_of_a_recorded_lead():
     assert row["tags"] == ["Two", "One"]
     assert (row["contract"], row["contract_until"]) == ("2024-01-01", "2024-06-30")
     # Hash columns are the v1 keys themselves.
-    raw = CustomFieldFlattener(plan_custom_fields(definitions, reserved=(), raw_keys=True), v1=True)
+    raw = PlainRecordBuilder(plan_custom_fields(definitions, reserved=(), raw_keys=True), v1=True)
     row = raw({"id": "x", **set_values})
     assert (row[money], row[f"{money}_currency"], row[tags]) == (99.5, "EUR", ["Two", "One"])
     assert (row[span], row[f"{span}_until"], row[seats]) == ("2024-01-01", "2024-06-30", None)

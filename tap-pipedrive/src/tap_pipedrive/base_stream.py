@@ -4,7 +4,7 @@ A stream class only names its endpoint and keys; this class turns that into requ
 the SDK's public hooks, with the run's :class:`~tap_pipedrive.api.PipedriveApi` behind them
 (``requests_session``: pacing and token counting; ``authenticator``; ``request_decorator``:
 retries and the circuit breaker; ``validate_response``: what an answer means), pages through
-:mod:`tap_pipedrive.pagination`, and builds each record with :mod:`tap_pipedrive.records`
+:mod:`tap_pipedrive.pagination`, and builds each record with :mod:`tap_pipedrive.record_code`
 (custom-field columns, delete marker, v1 timestamps). Records are written by
 :mod:`tap_pipedrive.output`; the SDK's private members it needs are in
 :mod:`tap_pipedrive.sdk_seam`. Incremental reading is :mod:`tap_pipedrive.incremental`.
@@ -23,12 +23,7 @@ from singer_sdk.mapper import SameRecordTransform
 from typing_extensions import override
 
 from tap_pipedrive.api import OPENAPI, PipedriveApi
-from tap_pipedrive.custom_fields import (
-    CustomField,
-    CustomFieldFlattener,
-    annotate_keys,
-    restore_annotations,
-)
+from tap_pipedrive.custom_fields import CustomField, annotate_keys, restore_annotations
 from tap_pipedrive.output import OrjsonSingerWriter
 from tap_pipedrive.pagination import (
     CursorPaginator,
@@ -37,6 +32,7 @@ from tap_pipedrive.pagination import (
     response_body,
 )
 from tap_pipedrive.progress import Progress
+from tap_pipedrive.record_code import PlainRecordBuilder
 from tap_pipedrive.resilience import backoff_waits
 from tap_pipedrive.sdk_seam import (
     SeamStream,
@@ -88,14 +84,16 @@ class PipedriveStream(SeamStream):
         self.custom_fields: list[CustomField] = (
             tap.custom_fields(self.name, self.fields_entity) if self.fields_entity else []
         )
-        self._flatten = (
-            CustomFieldFlattener(self.custom_fields, v1=self.api_version == "v1")
-            if self.custom_fields
-            else None
-        )
         super().__init__(tap, schema=self._build_schema(spec["schema"]))
-        self._datetime_keys = tuple(
-            k for k, v in self.schema["properties"].items() if v.get("format") == "date-time"
+        v1 = self.api_version == "v1"
+        self._build_plain = PlainRecordBuilder(
+            self.custom_fields,
+            v1=v1,
+            deleted_flags=self.deleted_flags,
+            deleted_column=DELETED_AT if self.deleted_flags else None,
+            time_keys=[
+                k for k, v in self.schema["properties"].items() if v.get("format") == "date-time"
+            ],
         )
         self._progress = Progress(float(self.config.get("progress_interval_seconds", 30)))
         self._extracted_at = dt.datetime.now(dt.UTC)
@@ -383,20 +381,9 @@ class PipedriveStream(SeamStream):
                 raise MalformedResponseError(msg)
             # A typed row of a v2 page: its record is built whole (columns, delete marker).
             return typed.build(row)
-        if self.api_version == "v1":
-            for key in self._datetime_keys:
-                value = row.get(key)
-                if value and len(value) == 19 and value[10] == " ":
-                    row[key] = f"{value[:10]}T{value[11:]}Z"
-        if self._flatten is not None:
-            self._flatten(row)
-        if self.deleted_flags:
-            # Always present, so a record restored in Pipedrive clears its delete marker.
-            row[DELETED_AT] = None
-            for key, marker in self.deleted_flags:
-                if row.get(key) == marker:
-                    row[DELETED_AT] = row.get("update_time") or row.get("modified")
-                    break
+        # A dict row (v1, dictionaries, a v2 page that did not fit the typed structs): built in
+        # place by the code the typed rows' builder comes from (record_code).
+        self._build_plain(row)
         self._keep_selected(row)
         return row
 

@@ -48,7 +48,3 @@ class DictionaryCache:
             return
         assert self._redis is not None
         self._redis.set(self.key(name), orjson.dumps(records), ex=self._ttl)
-
-    def invalidate(self, name: str) -> None:
-        if self._redis is not None:
-            self._redis.delete(self.key(name))

@@ -1,11 +1,12 @@
-"""Custom fields: readable column names, JSON-schema types and per-record value flattening.
+"""Custom fields: readable column names and JSON-schema types.
 
 Pipedrive keys custom fields by a 40-character hash. The tap turns each into a snake_case column
 named after the field (collisions and Postgres's 63-byte identifier limit handled), keeps a
 hash -> column mapping that later runs reuse (so a renamed field keeps its column), types the
 column from the field type, emits option labels for enum/set fields and splits composite values
 (monetary, daterange, time, timerange, address) into one column per part. Every property carries
-its Pipedrive key as ``x-pipedrive-key``.
+its Pipedrive key as ``x-pipedrive-key``. The per-record work (values into columns) is compiled
+by :mod:`tap_pipedrive.record_code`.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ SCALAR_TYPES: dict[str, dict[str, t.Any]] = {
 }
 
 # Where each composite type's value parts may be named differently (v1 style `until`).
-_PART_ALIASES = {"start": ("start", "value"), "end": ("end", "until")}
+PART_ALIASES = {"start": ("start", "value"), "end": ("end", "until")}
 
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 
@@ -220,180 +221,6 @@ def plan_custom_fields(
             column = _fit(f"{column}_{key}", key, room)
         claim(defn, column)
     return [planned[str(d["field_code"])] for d in custom]
-
-
-class CustomFieldFlattener:
-    """Moves a record's custom-field values into their columns, in place.
-
-    API v2 records hold the values in a ``custom_fields`` object; API v1 records (leads) hold
-    them as top-level hash keys, composite values split over sibling keys (``<key>_currency``,
-    ``<key>_until``, ...), enum ids as strings and sets as comma-separated ids: ``v1=True``.
-
-    The per-record work runs for every record of every run (tens of thousands per second), so
-    it is compiled once per field list into one straight-line function (see
-    :func:`compile_flattener`) instead of looping over the fields for each record.
-    """
-
-    __slots__ = ("_flatten", "_v1_keys")
-
-    def __init__(self, fields: t.Iterable[CustomField], *, v1: bool = False) -> None:
-        fields = list(fields)
-        # v1: (hash key, (part, top-level key) per part of a composite value, else None).
-        self._v1_keys: list[tuple[str, tuple[tuple[str, str], ...] | None]] | None = None
-        if v1:
-            self._v1_keys = []
-            for f in fields:
-                composite = COMPOSITE_PARTS.get(f.field_type)
-                self._v1_keys.append(
-                    (
-                        f.key,
-                        None
-                        if composite is None
-                        else tuple((sub, f"{f.key}{suffix}") for sub, suffix, _ in composite),
-                    )
-                )
-        self._flatten = compile_flattener(fields)
-
-    def _pop_v1_values(self, record: dict[str, t.Any]) -> dict[str, t.Any]:
-        """Take a v1 record's custom-field keys out of it, as v2-shaped values."""
-        values: dict[str, t.Any] = {}
-        for key, parts in self._v1_keys or ():
-            if parts is None:
-                values[key] = record.pop(key, None)
-            else:
-                value = {sub: record.pop(name, None) for sub, name in parts}
-                values[key] = value if any(v is not None for v in value.values()) else None
-        return values
-
-    def __call__(self, record: dict[str, t.Any]) -> dict[str, t.Any]:
-        if self._v1_keys is None:
-            values = record.pop("custom_fields", None) or {}
-        else:
-            values = self._pop_v1_values(record)
-        self._flatten(record, values.get)
-        return record
-
-
-_Flatten = t.Callable[[dict[str, t.Any], t.Callable[[str], t.Any]], None]
-
-
-def source_literal(text: str) -> str:
-    """``text`` as a Python string literal (``repr`` of a ``str`` is always one)."""
-    if type(text) is not str:
-        msg = f"Expected a field key or column name as text, got {type(text).__name__}"
-        raise TypeError(msg)
-    return repr(text)
-
-
-def compile_flattener(fields: t.Sequence[CustomField]) -> _Flatten:
-    """One function ``flatten(record, get)`` setting every column of ``fields`` in ``record``.
-
-    ``get`` looks a value up by the field's Pipedrive key. Keys and column names enter the
-    source only as string literals, option maps only by index into ``O``.
-    """
-    source = FlattenerSource(fields, value=lambda f: f"get({source_literal(f.key)})")
-    lines = ["def flatten(record, get):", *source.lines("record"), "    return None"]
-    return t.cast("_Flatten", source.compile(lines, "flatten"))
-
-
-class FlattenerSource:
-    """Python source that sets the columns of custom fields in a record dict.
-
-    Shared by the two compiled record paths: :func:`compile_flattener` (values looked up by
-    key in the API's dict) and :mod:`tap_pipedrive.typed_pages` (values read from a struct's
-    attributes). ``value`` gives the expression of a field's value; ``wanted``, when given,
-    limits the columns set to those it contains (the selected ones).
-    """
-
-    def __init__(
-        self,
-        fields: t.Iterable[CustomField],
-        *,
-        value: t.Callable[[CustomField], str],
-        wanted: t.Container[str] | None = None,
-    ) -> None:
-        self._fields = list(fields)
-        self._value = value
-        self._wanted = wanted
-        self._options: list[dict[t.Any, str]] = []
-
-    def _keep(self, column: str) -> bool:
-        return self._wanted is None or column in self._wanted
-
-    def lines(self, record: str, indent: str = "    ") -> list[str]:
-        """Statements (at ``indent``) that set the columns in the dict named ``record``."""
-        out: list[str] = []
-        for f in self._fields:
-            if not any(self._keep(column) for _, column, _ in f.parts):
-                continue
-            value = self._value(f)
-            if f.field_type in ("enum", "set"):
-                index = len(self._options)
-                self._options.append(f.options)
-                out.append(f"{indent}v = {value}; o = O[{index}]")
-                if f.field_type == "enum":
-                    # The common case (an int id with a label) without a call; the rest by _label.
-                    label = "(type(v) is int and o.get(v)) or L(v, o)"
-                else:
-                    label = "None if v is None else S(v, o)"
-                out.append(f"{indent}{record}[{source_literal(f.column)}] = {label}")
-            elif f.field_type in COMPOSITE_PARTS:
-                parts = [(_PART_ALIASES.get(sub, (sub,)), column) for sub, column, _ in f.parts]
-                split: list[str] = []
-                for names, column in parts:
-                    if not self._keep(column):
-                        continue
-                    found = f"v.get({source_literal(names[0])})"
-                    if len(names) > 1:
-                        split.append(f"{indent}    x = {found}")
-                        found = f"x if x is not None else v.get({source_literal(names[1])})"
-                    split.append(f"{indent}    {record}[{source_literal(column)}] = {found}")
-                # Not an object: the value is the main column's, the other parts are empty.
-                whole = [
-                    f"{indent}    {record}[{source_literal(column)}] = {'None' if i else 'v'}"
-                    for i, (_, column) in enumerate(parts)
-                    if self._keep(column)
-                ]
-                out.append(f"{indent}v = {value}")
-                out.append(f"{indent}if type(v) is dict:")
-                out.extend(split)
-                out.append(f"{indent}else:")
-                out.extend(whole or [f"{indent}    pass"])
-            else:
-                out.append(f"{indent}{record}[{source_literal(f.column)}] = {value}")
-        return out
-
-    def compile(self, lines: t.Sequence[str], name: str, **names: t.Any) -> t.Callable[..., t.Any]:
-        """Compile ``lines`` (a function definition) and return the function ``name``."""
-        namespace: dict[str, t.Any] = {
-            "O": tuple(self._options),
-            "L": _label,
-            "S": _labels,
-            **names,
-        }
-        code = compile("\n".join(lines) + "\n", f"<{name}>", "exec")
-        exec(code, namespace)  # noqa: S102
-        return t.cast("t.Callable[..., t.Any]", namespace[name])
-
-
-def _labels(chosen: t.Any, options: dict[t.Any, str]) -> list[t.Any]:
-    """A set field's chosen ids (a list, or v1's comma-separated text) as labels."""
-    if isinstance(chosen, str):
-        chosen = [c for c in chosen.split(",") if c]
-    return [_label(c, options) for c in chosen]
-
-
-def _label(value: t.Any, options: dict[t.Any, str]) -> t.Any:
-    """An option id (or ``{id, label}``) as its label; unknown ids are kept as text."""
-    if value is None:
-        return None
-    if isinstance(value, dict):
-        label = value.get("label")
-        return label if label is not None else _label(value.get("id"), options)
-    label = options.get(value)
-    if label is None and isinstance(value, str) and value.isdigit():
-        label = options.get(int(value))
-    return label if label is not None else str(value)
 
 
 ANNOTATIONS = (PIPEDRIVE_KEY, PIPEDRIVE_PART, PIPEDRIVE_TYPE)

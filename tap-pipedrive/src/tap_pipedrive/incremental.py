@@ -12,7 +12,7 @@ import orjson
 from typing_extensions import override
 
 from tap_pipedrive.base_stream import PipedriveStream
-from tap_pipedrive.progress import parse_update_time
+from tap_pipedrive.timestamps import parse_update_time
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context

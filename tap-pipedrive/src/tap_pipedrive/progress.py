@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 
 @dataclass(frozen=True)
@@ -54,17 +54,6 @@ class _Window:
     until: datetime
     started: float
     since: datetime | None = None
-
-
-def parse_update_time(value: object) -> datetime | None:
-    """A v2 (``2024-05-01T10:00:00Z``) or v1 (``2024-05-01 10:00:00``) timestamp, in UTC."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 class Progress:

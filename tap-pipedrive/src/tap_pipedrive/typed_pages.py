@@ -3,8 +3,9 @@
 Parsed into dicts, a page of 500 deals with 40 custom fields is a thousand dicts (each deal and
 its ``custom_fields``), whose values are then copied key by key into the record's columns.
 Decoded with msgspec into structs whose fields are the keys the stream knows, the same page is
-far fewer objects and decodes in about half the time; a function compiled once per stream then
-builds each record from a template of the selected columns (a dict copy, then one store per
+far fewer objects and decodes in about half the time; a function compiled once per stream (by
+:mod:`tap_pipedrive.record_code`, the generator the plain path uses too) then builds each record
+from a template of the selected columns (a dict copy, then one store per
 column: no resizing, no check for unknown keys, since the struct has none).
 
 A page that does not fit (a key the schema does not know, ``data`` that is not a list of
@@ -19,12 +20,13 @@ import typing as t
 
 import msgspec
 
-from tap_pipedrive.custom_fields import CustomField, FlattenerSource, source_literal
+from tap_pipedrive.record_code import RecordCode, source_literal
+
+if t.TYPE_CHECKING:
+    from tap_pipedrive.custom_fields import CustomField
 
 #: The key of a v2 record that holds its custom-field values.
 CUSTOM_FIELDS = "custom_fields"
-#: Markers of a deleted record may only be such constants (they enter compiled source).
-_MARKER_TYPES = (bool, int, str, type(None))
 
 
 class TypedPages:
@@ -119,41 +121,28 @@ class TypedPages:
         carried: t.Sequence[str],
     ) -> t.Callable[[t.Any], dict[str, t.Any]]:
         wanted = frozenset(columns)
+        attr = self._attr
+
+        def row_value(key: str) -> str | None:
+            return f"row.{attr[key]}" if key in attr else None
+
+        code = RecordCode(
+            row_value=row_value, custom_value=lambda f: f"c.{custom_attr[f.key]}", wanted=wanted
+        )
         lines = ["def build(row):", "    r = T()"]
-        for key, name in self._attr.items():
+        for key, name in attr.items():
             if key in wanted and key != deleted_column:
                 lines.append(f"    r[{source_literal(key)}] = row.{name}")
-        source = FlattenerSource(
-            custom_fields, value=lambda f: f"c.{custom_attr[f.key]}", wanted=wanted
-        )
-        custom_lines = source.lines("r")
+        custom_lines = code.custom_columns(custom_fields, "r")
         if custom_lines:
-            lines.append(f"    c = row.{self._attr[CUSTOM_FIELDS]}")
+            lines.append(f"    c = row.{attr[CUSTOM_FIELDS]}")
             lines.append("    if c is None:")
             lines.append("        c = E")
             lines.extend(custom_lines)
-        if deleted_column is not None and deleted_column in wanted:
-            lines.extend(self._deleted_lines(deleted_flags, deleted_column))
+        lines.extend(code.deleted_marker(deleted_flags, deleted_column, "r"))
         for key in carried:
-            lines.append(f"    r[{source_literal(key)}] = row.{self._attr[key]}")
+            lines.append(f"    r[{source_literal(key)}] = row.{attr[key]}")
         lines.append("    return r")
         template = dict.fromkeys(columns)
-        build = source.compile(lines, "build", T=template.copy, E=no_custom_values)
+        build = code.compile(lines, "build", T=template.copy, E=no_custom_values)
         return t.cast("t.Callable[[t.Any], dict[str, t.Any]]", build)
-
-    def _deleted_lines(
-        self, deleted_flags: t.Sequence[tuple[str, t.Any]], deleted_column: str
-    ) -> list[str]:
-        tests = []
-        for key, marker in deleted_flags:
-            if type(marker) not in _MARKER_TYPES:
-                msg = f"Delete marker of {key!r} must be a constant, got {type(marker).__name__}"
-                raise TypeError(msg)
-            if key in self._attr:
-                tests.append(f"row.{self._attr[key]} == {marker!r}")
-        if not tests:
-            return []
-        stamps = [f"row.{self._attr[k]}" for k in ("update_time", "modified") if k in self._attr]
-        stamp = " or ".join(stamps) or "None"
-        column = source_literal(deleted_column)
-        return [f"    if {' or '.join(tests)}:", f"        r[{column}] = {stamp}"]

@@ -51,23 +51,22 @@ from singer_sdk.exceptions import FatalAPIError
 from typing_extensions import override
 
 from tap_pipedrive.api import OPENAPI
-from tap_pipedrive.backfill import (
-    MAX_BACKFILL_RETRIES,
-    MAX_HELD_BACK,
-    MODES,
-    BackfillProgress,
-    DealHead,
-    IncrementalPlan,
-    StageHistoryError,
-    format_time,
-    int_or_none,
-    parse_time,
-)
+from tap_pipedrive.backfill import MAX_BACKFILL_RETRIES, BackfillProgress
 from tap_pipedrive.client import PipedriveStream
 from tap_pipedrive.pagination import CursorPaginator, OffsetPaginator, response_body
 from tap_pipedrive.resilience import GoneError
 from tap_pipedrive.sdk_seam import send_with_retries, write_state_now
 from tap_pipedrive.session import tag_of
+from tap_pipedrive.stage_plan import (
+    MAX_HELD_BACK,
+    MODES,
+    DealHead,
+    IncrementalPlan,
+    StageHistoryError,
+    int_or_none,
+)
+from tap_pipedrive.stage_plan import stage_time as parse_time
+from tap_pipedrive.timestamps import format_time
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
