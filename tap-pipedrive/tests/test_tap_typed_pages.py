@@ -14,7 +14,18 @@ from tap_pipedrive.pagination import MalformedResponseError
 from tap_pipedrive.tap import TapPipedrive
 from tap_pipedrive.typed_pages import TypedPages
 
-TYPED_STREAMS = {"deals", "deal_products", "persons", "organizations", "activities", "products"}
+TYPED_STREAMS = {
+    "deals",
+    "deal_products",
+    "persons",
+    "organizations",
+    "activities",
+    "products",
+    "projects",
+    "project_templates",
+    "tasks",
+    "deal_installments",
+}
 
 
 @pytest.fixture
@@ -27,6 +38,7 @@ def decoded(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[bool]]:
         response = original(self, prepared, context)
         body = response.__dict__.get("_pipedrive_body") or {}
         rows = body.get("data") or []
+        rows = rows if isinstance(rows, list) else []  # e.g. {"goals": [...]}
         seen.setdefault(self.name, []).append(bool(rows) and not isinstance(rows[0], dict))
         return response
 
