@@ -277,6 +277,9 @@ def _child_schema(
     if parent_key == "lead_id":
         props[parent_key] = {"type": ["string"]}
     props.update(scalar if scalar is not None else item.get("properties", {}))
+    for key, value in props.items():
+        if value == {}:  # oneOf in the spec (option ids: integers, or texts for system fields)
+            props[key] = {"type": ["integer", "string", "boolean", "null"]}
     props["_sdc_deleted_at"] = {"type": ["string", "null"], "format": "date-time"}
     return {"type": "object", "properties": props}
 
