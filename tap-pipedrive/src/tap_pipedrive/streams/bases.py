@@ -223,3 +223,11 @@ class ChildRowsParent(PipedriveStream):
         if self._pending_parents:
             self._sync_children(self._take_batch())
         super().finish_full_read()
+
+    @override
+    def _write_state_message(self) -> None:
+        # A bookmark never passes a parent whose children are still pending: they are sent
+        # first (also when a run stops early, e.g. at its budget or record limit).
+        if self._pending_parents:
+            self._sync_children(self._take_batch())
+        super()._write_state_message()
