@@ -52,6 +52,67 @@ STREAM_ENDPOINTS: dict[str, tuple[str, str]] = {
     "files": ("v1", "/files"),
     "activity_types": ("v1", "/activityTypes"),
     "currencies": ("v1", "/currencies"),
+    # Less central objects (streams/coverage modules).
+    "call_logs": ("v1", "/callLogs"),
+    "lead_labels": ("v1", "/leadLabels"),
+    "lead_sources": ("v1", "/leadSources"),
+    "lead_fields": ("v1", "/leadFields"),
+    "note_fields": ("v1", "/noteFields"),
+    "filters": ("v1", "/filters"),
+    "goals": ("v1", "/goals/find"),
+    "goal_results": ("v1", "/goals/{id}/results"),
+    "projects": ("v2", "/projects"),
+    "project_fields": ("v2", "/projectFields"),
+    "project_boards": ("v2", "/boards"),
+    "project_phases": ("v2", "/phases"),
+    "project_templates": ("v2", "/projectTemplates"),
+    "tasks": ("v2", "/tasks"),
+    "deal_installments": ("v2", "/deals/installments"),
+    "roles": ("v1", "/roles"),
+    "role_assignments": ("v1", "/roles/{id}/assignments"),
+    "role_settings": ("v1", "/roles/{id}/settings"),
+    "permission_sets": ("v1", "/permissionSets"),
+    "permission_set_assignments": ("v1", "/permissionSets/{id}/assignments"),
+    "mail_threads": ("v1", "/mailbox/mailThreads"),
+    "user_permissions": ("v1", "/users/{id}/permissions"),
+}
+
+# Lists that sit under a key of ``data`` rather than being ``data`` itself.
+RECORDS_UNDER = {"goals": "goals"}
+# Properties of per-parent records that name their parent (the API leaves them implicit).
+PARENT_PROPERTIES: dict[str, dict[str, Any]] = {
+    "goal_results": {
+        "goal_id": {"type": ["string"]},
+        "period_start": {"type": ["string", "null"], "format": "date"},
+        "period_end": {"type": ["string", "null"], "format": "date"},
+    },
+    "role_settings": {"role_id": {"type": ["integer"]}},
+    "user_permissions": {"user_id": {"type": ["integer"]}},
+}
+# Response properties a stream leaves out (the goal itself is the goals stream's record).
+DROPPED_PROPERTIES = {"goal_results": ("goal",)}
+
+# Child tables built from arrays of a parent's records: stream -> (parent stream, array,
+# parent key property, properties of a scalar item). Keyed by (parent key, position).
+CHILD_ROWS: dict[str, tuple[str, str, str, dict[str, Any] | None]] = {
+    "person_emails": ("persons", "emails", "person_id", None),
+    "person_phones": ("persons", "phones", "person_id", None),
+    "organization_addresses": ("organizations", "address", "organization_id", None),
+    "activity_participants": ("activities", "participants", "activity_id", None),
+    "activity_attendees": ("activities", "attendees", "activity_id", None),
+    "lead_label_assignments": (
+        "leads",
+        "label_ids",
+        "lead_id",
+        {"label_id": {"type": ["string", "null"]}},
+    ),
+    "project_deals": (
+        "projects",
+        "deal_ids",
+        "project_id",
+        {"deal_id": {"type": ["integer", "null"]}},
+    ),
+    "field_options": ("deal_fields", "options", "field_code", None),
 }
 
 # Timestamps the specs declare as plain strings; v1 ones are normalised to RFC 3339 by the tap.
@@ -130,11 +191,13 @@ def _json_schema(node: dict[str, Any], key: str = "") -> dict[str, Any]:
     return out
 
 
-def _list_item_schema(spec: dict[str, Any], path: str) -> dict[str, Any]:
+def _list_item_schema(spec: dict[str, Any], path: str, under: str | None = None) -> dict[str, Any]:
     op = spec["paths"][path]["get"]
     content = op["responses"]["200"]["content"]["application/json"]
     body = _merge_all_of(_resolve(spec, content["schema"]))
-    data = body["properties"]["data"]
+    data = _merge_all_of(body["properties"]["data"])
+    if under is not None:
+        data = _merge_all_of(data["properties"][under])
     items = _merge_all_of(data.get("items", data))
     schema = _json_schema(items)
     schema["type"] = "object"
@@ -185,15 +248,40 @@ def _observed_schema(key: str, values: list[Any]) -> dict[str, Any] | None:
     return {"type": ["object", "null"]}
 
 
-def _record_schema(spec: dict[str, Any], version: str, path: str) -> dict[str, Any]:
-    schema = _list_item_schema(spec, path)
+def _record_schema(spec: dict[str, Any], version: str, path: str, name: str = "") -> dict[str, Any]:
+    schema = _list_item_schema(spec, path, RECORDS_UNDER.get(name))
     props: dict[str, Any] = schema["properties"]
+    for key in DROPPED_PROPERTIES.get(name, ()):
+        props.pop(key, None)
+    props.update(PARENT_PROPERTIES.get(name, {}))
     rows = _recorded_rows(version, path)
     for key in sorted({k for row in rows for k in row} - set(props)):
         observed = _observed_schema(key, [row.get(key) for row in rows])
         if observed is not None:
             props[key] = observed
     return schema
+
+
+def _child_schema(
+    parent: dict[str, Any], array: str, parent_key: str, scalar: dict[str, Any] | None
+) -> dict[str, Any]:
+    """A child row: the parent's key, the item's position, the item's own properties."""
+    node = parent["properties"][array]
+    item = node.get("items", node)
+    props: dict[str, Any] = {
+        parent_key: {"type": ["integer"] if parent_key.endswith("_id") else ["string"]},
+        "position": {"type": ["integer"]},
+    }
+    if parent_key == "field_code":
+        props["entity"] = {"type": ["string"]}
+    if parent_key == "lead_id":
+        props[parent_key] = {"type": ["string"]}
+    props.update(scalar if scalar is not None else item.get("properties", {}))
+    for key, value in props.items():
+        if value == {}:  # oneOf in the spec (option ids: integers, or texts for system fields)
+            props[key] = {"type": ["integer", "string", "boolean", "null"]}
+    props["_sdc_deleted_at"] = {"type": ["string", "null"], "format": "date-time"}
+    return {"type": "object", "properties": props}
 
 
 def build() -> dict[str, Any]:
@@ -210,10 +298,17 @@ def build() -> dict[str, Any]:
             "version": version,
             "path": f"/api/{version}{path}",
             "token_cost": costs[f"GET /api/{version}{path}"],
-            "schema": _record_schema(specs[version], version, path),
+            "schema": _record_schema(specs[version], version, path, name),
         }
         for name, (version, path) in STREAM_ENDPOINTS.items()
     }
+    for name, (parent, array, parent_key, scalar) in CHILD_ROWS.items():
+        streams[name] = {
+            "version": streams[parent]["version"],
+            "path": streams[parent]["path"],
+            "token_cost": 0,
+            "schema": _child_schema(streams[parent]["schema"], array, parent_key, scalar),
+        }
     return {
         "generated_by": "tap-pipedrive/scripts/trim_openapi.py",
         "sources": SPECS,

@@ -81,6 +81,7 @@ def test_dictionaries_are_cached_per_account_without_the_token(
             "organization_fields",
             "product_fields",
             "activity_fields",
+            "project_fields",
             "users",
             "pipelines",
             "stages",

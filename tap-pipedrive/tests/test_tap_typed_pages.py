@@ -15,7 +15,18 @@ from tap_pipedrive.record_code import PlainRecordBuilder
 from tap_pipedrive.tap import TapPipedrive
 from tap_pipedrive.typed_pages import TypedPages
 
-TYPED_STREAMS = {"deals", "deal_products", "persons", "organizations", "activities", "products"}
+TYPED_STREAMS = {
+    "deals",
+    "deal_products",
+    "persons",
+    "organizations",
+    "activities",
+    "products",
+    "projects",
+    "project_templates",
+    "tasks",
+    "deal_installments",
+}
 
 
 @pytest.fixture
@@ -28,6 +39,7 @@ def decoded(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[bool]]:
         response = original(self, prepared, context)
         body = response.__dict__.get("_pipedrive_body") or {}
         rows = body.get("data") or []
+        rows = rows if isinstance(rows, list) else []  # e.g. {"goals": [...]}
         seen.setdefault(self.name, []).append(bool(rows) and not isinstance(rows[0], dict))
         return response
 

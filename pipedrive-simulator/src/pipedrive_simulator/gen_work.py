@@ -51,7 +51,19 @@ class WorkGenerator(SeedBase):
             "marked_as_done_time": from_epoch(min(due, update)) if done else None,
             "location": None,
             "participants": [{"person_id": person_id, "primary": True}] if person_id else [],
-            "attendees": [],
+            # Meetings invite their person (no extra random draws: other values stay as they were).
+            "attendees": [
+                {
+                    "email": f"person{person_id}@example.org",
+                    "name": None,
+                    "status": "accepted",
+                    "is_organizer": False,
+                    "person_id": person_id,
+                    "user_id": None,
+                }
+            ]
+            if key == "meeting" and person_id
+            else [],
             "conference_meeting_client": None,
             "conference_meeting_url": None,
             "conference_meeting_id": None,

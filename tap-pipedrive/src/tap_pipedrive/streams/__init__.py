@@ -9,11 +9,28 @@ from tap_pipedrive.streams.activity import (
     FilesStream,
     NotesStream,
 )
+from tap_pipedrive.streams.admin import (
+    PermissionSetAssignmentsStream,
+    PermissionSetsStream,
+    RoleAssignmentsStream,
+    RoleSettingsStream,
+    RolesStream,
+    UserPermissionsStream,
+)
 from tap_pipedrive.streams.catalog import CurrenciesStream, ProductsStream
 from tap_pipedrive.streams.changelogs import (
     DealChangesStream,
     OrganizationChangesStream,
     PersonChangesStream,
+)
+from tap_pipedrive.streams.children import (
+    ActivityAttendeesStream,
+    ActivityParticipantsStream,
+    FieldOptionsStream,
+    LeadLabelAssignmentsStream,
+    OrganizationAddressesStream,
+    PersonEmailsStream,
+    PersonPhonesStream,
 )
 from tap_pipedrive.streams.contacts import OrganizationsStream, PersonsStream
 from tap_pipedrive.streams.fields import (
@@ -23,6 +40,26 @@ from tap_pipedrive.streams.fields import (
     OrganizationFieldsStream,
     PersonFieldsStream,
     ProductFieldsStream,
+)
+from tap_pipedrive.streams.goals import GoalResultsStream, GoalsStream
+from tap_pipedrive.streams.installments import DealInstallmentsStream
+from tap_pipedrive.streams.leads_setup import (
+    CallLogsStream,
+    FiltersStream,
+    LeadFieldsStream,
+    LeadLabelsStream,
+    LeadSourcesStream,
+    NoteFieldsStream,
+)
+from tap_pipedrive.streams.mail import MailThreadsStream
+from tap_pipedrive.streams.projects import (
+    ProjectBoardsStream,
+    ProjectDealsStream,
+    ProjectFieldsStream,
+    ProjectPhasesStream,
+    ProjectsStream,
+    ProjectTemplatesStream,
+    TasksStream,
 )
 from tap_pipedrive.streams.sales import DealProductsStream, DealsStream, LeadsStream
 from tap_pipedrive.streams.setup import PipelinesStream, StagesStream, UsersStream
@@ -34,6 +71,7 @@ FIELD_STREAM_TYPES: tuple[type[FieldsStream], ...] = (
     OrganizationFieldsStream,
     ProductFieldsStream,
     ActivityFieldsStream,
+    ProjectFieldsStream,
 )
 
 STREAM_TYPES: list[type[PipedriveStream]] = [
@@ -56,12 +94,55 @@ STREAM_TYPES: list[type[PipedriveStream]] = [
     DealChangesStream,  # after the stage stream, which may read its changelogs for it
     PersonChangesStream,
     OrganizationChangesStream,
+    # Less central objects (see the coverage table in the README).
+    CallLogsStream,
+    LeadLabelsStream,
+    LeadSourcesStream,
+    LeadFieldsStream,
+    NoteFieldsStream,
+    FiltersStream,
+    GoalsStream,
+    GoalResultsStream,
+    ProjectsStream,
+    ProjectBoardsStream,
+    ProjectPhasesStream,
+    ProjectTemplatesStream,
+    TasksStream,
+    DealInstallmentsStream,
+    RolesStream,
+    RoleAssignmentsStream,
+    RoleSettingsStream,
+    PermissionSetsStream,
+    PermissionSetAssignmentsStream,
+    MailThreadsStream,
+    UserPermissionsStream,
+    # Child tables of arrays the parents carry (no requests of their own).
+    PersonEmailsStream,
+    PersonPhonesStream,
+    OrganizationAddressesStream,
+    ActivityParticipantsStream,
+    ActivityAttendeesStream,
+    LeadLabelAssignmentsStream,
+    ProjectDealsStream,
+    FieldOptionsStream,
 ]
 
-# Streams a run reads only when the catalog selects them: the stage history costs one request
-# per changed deal, so it is a deliberate choice (the stage-history job selects it).
+# Streams a run reads only when the catalog selects them: each costs one request per record of
+# its parent on every run (the stage history and the changelogs per changed record: the
+# history jobs select them; results per goal, members and settings per role or permission set,
+# permissions per user).
 OPT_IN_STREAM_TYPES: frozenset[type[PipedriveStream]] = frozenset(
-    {DealStageChangesStream, DealChangesStream, PersonChangesStream, OrganizationChangesStream}
+    {
+        DealStageChangesStream,
+        DealChangesStream,
+        PersonChangesStream,
+        OrganizationChangesStream,
+        GoalResultsStream,
+        RoleAssignmentsStream,
+        RoleSettingsStream,
+        PermissionSetAssignmentsStream,
+        UserPermissionsStream,
+    }
 )
 
 __all__ = [

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from tap_pipedrive.client import IncrementalStream, PipedriveStream
+from tap_pipedrive.streams.bases import ChildRowsParent
 
 
-class ActivitiesStream(IncrementalStream):
+class ActivitiesStream(ChildRowsParent, IncrementalStream):
     name = "activities"
     path = "/api/v2/activities"
     fields_entity = "activity"
+    carried_keys = ("id", "participants", "attendees")  # for activity_participants / _attendees
 
 
 class ActivityTypesStream(PipedriveStream):

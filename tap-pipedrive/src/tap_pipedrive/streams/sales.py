@@ -9,6 +9,7 @@ from typing_extensions import override
 
 from tap_pipedrive.client import IncrementalStream, PipedriveStream
 from tap_pipedrive.sdk_seam import sync_children
+from tap_pipedrive.streams.bases import ChildRowsParent
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -32,7 +33,7 @@ class DealsStream(IncrementalStream):
     fields_entity = "deal"
     deleted_flags = (("is_deleted", True), ("status", "deleted"))
     extra_params: t.ClassVar[dict[str, str]] = {"status": "open,won,lost,deleted"}
-    carried_keys = ("products_count",)  # decides whether a deal's line items are requested
+    carried_keys = ("id", "products_count")  # decides whether a deal's line items are requested
 
     def __init__(self, tap: TapPipedrive) -> None:
         super().__init__(tap)
@@ -96,7 +97,7 @@ class DealProductsStream(PipedriveStream):
         return self.reconciling
 
 
-class LeadsStream(IncrementalStream):
+class LeadsStream(ChildRowsParent, IncrementalStream):
     """Leads, archived ones flagged with ``is_archived`` (API v1: v2 has no lead list).
 
     Leads carry the deal custom fields (as top-level v1 keys), so they get the same columns.
@@ -109,3 +110,4 @@ class LeadsStream(IncrementalStream):
     archived_updated_since = False
     fields_entity = "deal"
     deleted_flags = ()
+    carried_keys = ("id", "label_ids")  # for lead_label_assignments

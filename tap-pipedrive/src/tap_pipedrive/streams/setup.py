@@ -10,6 +10,7 @@ class UsersStream(PipedriveStream):
     path = "/api/v1/users"
     paginated = False
     cacheable = True
+    carried_keys = ("id",)  # for user_permissions, also when users are not selected
 
 
 class PipelinesStream(PipedriveStream):

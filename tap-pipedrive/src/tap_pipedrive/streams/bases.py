@@ -1,0 +1,233 @@
+"""Stream shapes beyond a plain list, as attributes on :class:`PipedriveStream`:
+
+- :class:`PartitionedStream`: one list read per value of a parameter (mail folders) or per path
+  (live and archived projects), each a partition of the stream's state.
+- :class:`PerParentStream`: one request per record of a parent stream (``/roles/{id}/...``);
+  an object answer is one record, a list answer is its items; the parent's id is added.
+- :class:`ChildRowsStream`: rows from an array of the parent's records (no request at all),
+  sent as the complete set of each parent's children (see ``x-replace-children-of`` in the
+  target's README): a parent whose array is empty is sent as one row marked deleted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import typing as t
+
+from typing_extensions import override
+
+from tap_pipedrive.client import DELETED_AT, PipedriveStream
+from tap_pipedrive.pagination import response_body
+
+if t.TYPE_CHECKING:
+    import requests
+    from singer_sdk.helpers.types import Context
+
+#: Parent records whose children are sent in one child sync.
+CHILD_BATCH = 500
+REPLACE_CHILDREN_OF = "x-replace-children-of"
+
+
+class PartitionedStream(PipedriveStream):
+    """One read per partition: ``{partition_key: value}`` sent as a query parameter, or the
+    path of ``partition_paths[value]`` when given."""
+
+    partition_key: t.ClassVar[str]
+    partition_values: t.ClassVar[tuple[t.Any, ...]]
+    partition_paths: t.ClassVar[dict[t.Any, str] | None] = None
+
+    @property
+    @override
+    def partitions(self) -> list[dict[str, t.Any]] | None:
+        return [{self.partition_key: value} for value in self.partition_values]
+
+    @override
+    def endpoint_for(self, context: Context | None) -> str:
+        if self.partition_paths is not None and context:
+            return self.partition_paths[context[self.partition_key]]
+        return super().endpoint_for(context)
+
+    @override
+    def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
+        params = super().get_url_params(context, next_page_token)
+        if self.partition_paths is None and context:
+            params[self.partition_key] = context[self.partition_key]
+        return params
+
+
+class RecordsUnderKeyStream(PipedriveStream):
+    """A list answered as ``{"data": {records_key: [...]}}`` (``/goals/find``)."""
+
+    records_key: t.ClassVar[str]
+    paginated = False
+    deleted_flags = ()
+
+    @override
+    def parse_response(self, response: requests.Response) -> t.Iterable[dict[str, t.Any]]:
+        data = response_body(response).get("data") or {}
+        rows = data.get(self.records_key) or []
+        self.api.metrics.records_extracted.labels(self.name).inc(len(rows))
+        return list(rows)
+
+
+class PerParentStream(PipedriveStream):
+    """Requests ``path`` (with ``{id}``) once per parent record."""
+
+    #: Column of the parent's id added to each record (when the API leaves it out).
+    parent_column: t.ClassVar[str | None] = None
+    state_partitioning_keys: t.ClassVar[list[str]] = []
+    deleted_flags = ()
+
+    @override
+    def get_url(self, context: Context | None) -> str:
+        ident = str((context or {}).get("id", ""))
+        return f"{self.url_base}{self.endpoint_for(context).replace('{id}', ident)}"
+
+    @override
+    def post_process(self, row: t.Any, context: Context | None = None) -> dict[str, t.Any] | None:
+        if self.parent_column is not None and isinstance(row, dict):
+            row[self.parent_column] = (context or {}).get("id")
+        return super().post_process(row, context)
+
+
+class ChildRowsStream(PipedriveStream):
+    """Rows of ``array`` of each parent record, keyed by the parent's key and position."""
+
+    #: The parent records' property holding the children (an array, or one object).
+    array: t.ClassVar[str]
+    #: The child rows' column for the parent's ``id``.
+    parent_column: t.ClassVar[str]
+    #: For arrays of scalars: the column of the value.
+    value_column: t.ClassVar[str | None] = None
+    state_partitioning_keys: t.ClassVar[list[str]] = []
+    deleted_flags = ()
+
+    @property
+    def parent_keys(self) -> tuple[str, ...]:
+        """The key of a child set: the primary key without the position."""
+        return tuple(self.primary_keys[:-1])
+
+    @override
+    def _build_schema(self, base: dict[str, t.Any]) -> dict[str, t.Any]:
+        schema = super()._build_schema(base)
+        schema[REPLACE_CHILDREN_OF] = list(self.parent_keys)
+        return schema
+
+    @override
+    def _generate_schema_messages(self) -> t.Generator[t.Any, None, None]:
+        for message in super()._generate_schema_messages():
+            message.schema[REPLACE_CHILDREN_OF] = list(self.parent_keys)
+            yield message
+
+    def rows_of(
+        self, parent: dict[str, t.Any], keys: dict[str, t.Any], *, mark_empty: bool = True
+    ) -> list[dict[str, t.Any]]:
+        """The complete child set of one parent (a deleted marker row when it is empty and
+        ``mark_empty``: a first read has no earlier children to retire)."""
+        items = parent.get(self.array)
+        if isinstance(items, dict):
+            items = [items]
+        rows: list[dict[str, t.Any]] = []
+        for position, item in enumerate(items or ()):
+            if isinstance(item, dict):
+                row = {**item, **keys, "position": position, DELETED_AT: None}
+            else:
+                row = {**keys, "position": position, self.value_column or "value": item}
+                row[DELETED_AT] = None
+            rows.append(row)
+        if not rows and mark_empty:
+            # The parent's own update time (when it lost its last child, or later), else now.
+            stamp = parent.get("update_time") or dt.datetime.now(dt.UTC).strftime(
+                "%Y-%m-%dT%H:%M:%SZ"
+            )
+            rows.append({**keys, "position": 0, DELETED_AT: stamp})
+        return rows
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: The parents of the batch being synced, handed over by the parent stream (they are not
+        #: put in the context, which the SDK logs with every child sync).
+        self.parents: list[dict[str, t.Any]] = []
+
+    @override
+    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        mark_empty = bool((context or {}).get("mark_empty", True))
+        parents, self.parents = self.parents, []
+        for parent in parents:
+            keys = {self.parent_column: parent.get("id")}
+            yield from self.rows_of(parent, keys, mark_empty=mark_empty)
+
+    @property
+    @override
+    def emit_activate_version_messages(self) -> bool:
+        # Children are retired per parent (child sets), not by table versions.
+        return False
+
+    @override
+    def post_process(self, row: t.Any, context: Context | None = None) -> dict[str, t.Any] | None:
+        self._keep_selected(row)
+        return dict(row)
+
+
+class ChildRowsParent(PipedriveStream):
+    """A parent of :class:`ChildRowsStream` streams: its records' arrays are handed to the
+    children in batches of :data:`CHILD_BATCH` parents (one child sync per batch).
+
+    A parent class carries ``id`` and the arrays (``carried_keys``), so the children get them
+    even when the parent stream itself or those properties are not selected."""
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._pending_parents: list[dict[str, t.Any]] = []
+        self._mark_empty = False
+        self._batches = 0
+
+    def _child_rows_wanted(self) -> list[ChildRowsStream]:
+        return [c for c in self.child_streams if isinstance(c, ChildRowsStream) and c.selected]
+
+    def carry_for_children(self, record: dict[str, t.Any]) -> dict[str, t.Any]:
+        """What of a record the children need (its id and their arrays)."""
+        keep = {"id": record.get("id"), "update_time": record.get("update_time")}
+        for child in self._child_rows_wanted():
+            keep[child.array] = record.get(child.array)
+        return keep
+
+    @override
+    def generate_child_contexts(
+        self, record: dict[str, t.Any], context: Context | None
+    ) -> t.Iterable[Context | None]:
+        if not self._child_rows_wanted():
+            yield from ()
+            return
+        self._pending_parents.append(self.carry_for_children(record))
+        self._mark_empty = self._mark_empty or self.reads_changes(context)
+        if len(self._pending_parents) >= CHILD_BATCH:
+            yield self._take_batch()
+
+    def reads_changes(self, context: Context | None) -> bool:
+        """Whether parents read now may have had children before: not on the first read of an
+        incremental stream (no bookmark), so that read sends no empty-set markers."""
+        since = getattr(self, "updated_since", None)
+        return since is None or self.reconciling or since(context) is not None
+
+    def _take_batch(self) -> dict[str, t.Any]:
+        batch, self._pending_parents = self._pending_parents, []
+        mark_empty, self._mark_empty = self._mark_empty, False
+        for child in self._child_rows_wanted():
+            child.parents = batch
+        self._batches += 1
+        return {"parent_batch": self._batches, "mark_empty": mark_empty}
+
+    @override
+    def finish_full_read(self) -> None:
+        if self._pending_parents:
+            self._sync_children(self._take_batch())
+        super().finish_full_read()
+
+    @override
+    def _write_state_message(self) -> None:
+        # A bookmark never passes a parent whose children are still pending: they are sent
+        # first (also when a run stops early, e.g. at its budget or record limit).
+        if self._pending_parents:
+            self._sync_children(self._take_batch())
+        super()._write_state_message()

@@ -1,0 +1,53 @@
+"""Lead labels and sources, lead and note field definitions, saved filters and call logs:
+small lists without an update-time filter, read in full."""
+
+from __future__ import annotations
+
+import typing as t
+
+from tap_pipedrive.client import PipedriveStream
+
+
+class LeadLabelsStream(PipedriveStream):
+    name = "lead_labels"
+    path = "/api/v1/leadLabels"
+    paginated = False
+    deleted_flags = ()
+
+
+class LeadSourcesStream(PipedriveStream):
+    name = "lead_sources"
+    path = "/api/v1/leadSources"
+    primary_keys: t.ClassVar[tuple[str, ...]] = ("name",)
+    paginated = False
+    deleted_flags = ()
+
+
+class LeadFieldsStream(PipedriveStream):
+    name = "lead_fields"
+    path = "/api/v1/leadFields"
+    primary_keys: t.ClassVar[tuple[str, ...]] = ("key",)
+    deleted_flags = ()
+
+
+class NoteFieldsStream(PipedriveStream):
+    name = "note_fields"
+    path = "/api/v1/noteFields"
+    primary_keys: t.ClassVar[tuple[str, ...]] = ("key",)
+    paginated = False
+    deleted_flags = ()
+
+
+class FiltersStream(PipedriveStream):
+    name = "filters"
+    path = "/api/v1/filters"
+    paginated = False
+    deleted_flags = (("active_flag", False),)
+
+
+class CallLogsStream(PipedriveStream):
+    """Call logs (the API lists them newest first, with no update-time filter)."""
+
+    name = "call_logs"
+    path = "/api/v1/callLogs"
+    deleted_flags = ()
