@@ -137,11 +137,36 @@ def test_partial_payloads_are_fetched_by_id_in_one_request(
     second = run(config, state=first.state, catalog=catalog)
     assert second.error is None
     endpoints = sim.stats()["endpoints"]
-    # One request by ids for the five, besides the poll's own page.
-    assert endpoints["GET /api/v2/persons"]["requests"] == 2
+    # One request by ids for the five (and no poll: this run is not a polling one).
+    assert endpoints["GET /api/v2/persons"]["requests"] == 1
     by_id = {}
     for record in second.records("persons"):
         by_id.setdefault(record["id"], []).append(record)
     for n, person in enumerate(people):
         assert by_id[person["id"]][0]["name"] == f"Partial {n}"
         assert by_id[person["id"]][0]["visible_to"] is not None
+
+
+def test_every_nth_run_polls_and_catches_what_no_event_brought(
+    pipedrive_simulator, receiver, postgres_url, pg_schema, run, config_for, catalog_with
+):
+    sim = pipedrive_simulator
+    register(WebhookApi(sim.base_url, sim.api_token), receiver.url, Credentials(USER, PASSWORD))
+    config = config_for(
+        sim, webhook_database_url=postgres_url, webhook_schema=pg_schema, webhook_poll_every_runs=2
+    )
+    catalog = catalog_with(config, ["organizations"])
+    first = run(config, catalog=catalog)  # run 1 polls
+    assert first.error is None
+    org = sim.truth("organizations")[0]
+    sim.webhook_switches(stall=True)  # the event never arrives (as during a ban)
+    sim.advance(60)
+    sim.update("organizations", org["id"], name="Seen by the safety net")
+    sim.reset_stats()
+    second = run(config, state=first.state, catalog=catalog)  # run 2: events only
+    assert "GET /api/v2/organizations" not in sim.stats()["endpoints"]
+    assert second.records("organizations") == []
+    third = run(config, state=second.state, catalog=catalog)  # run 3 polls
+    names = {r["id"]: r["name"] for r in third.records("organizations")}
+    assert names[org["id"]] == "Seen by the safety net"
+    assert third.state["bookmarks"]["organizations"]["webhook_runs"] == 3

@@ -199,6 +199,15 @@ CONFIG_SCHEMA = th.PropertiesList(
         "(or fetched by id, 100 per request).",
     ),
     th.Property(
+        "webhook_poll_every_runs",
+        th.IntegerType,
+        default=12,
+        description="Webhooks mode: every Nth run also polls Pipedrive (the safety net for "
+        "events Pipedrive dropped, e.g. while it banned the receiver); the runs between read "
+        "only the stored events and cost no tokens but for payloads fetched by id. 1 polls "
+        "every run.",
+    ),
+    th.Property(
         "webhook_schema",
         th.StringType,
         default="pipeboard_webhooks",

@@ -66,7 +66,7 @@ from tap_pipedrive.backfill import (
 from tap_pipedrive.client import PipedriveStream
 from tap_pipedrive.pagination import CursorPaginator, OffsetPaginator, response_body
 from tap_pipedrive.resilience import GoneError
-from tap_pipedrive.webhooks.feed import stage_feed
+from tap_pipedrive.webhooks.feed import poll_due, stage_feed
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -510,6 +510,10 @@ class DealStageChangesStream(PipedriveStream):
         fed = stage_feed(self)  # webhook events: their moves cost no per-deal request
         if fed is not None:
             yield from fed[0].records
+            if not poll_due(self):
+                fed[0].save(self.stream_state, fed[1], self.name)
+                self._save_state(STATE_KEY_INCREMENTAL, plan.to_state())
+                return
         since = plan.updated_since()
         params: dict[str, t.Any] = {}
         if since is not None:

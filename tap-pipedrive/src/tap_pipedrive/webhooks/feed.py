@@ -38,7 +38,9 @@ if t.TYPE_CHECKING:
 
 SETTING = "webhook_database_url"
 SCHEMA_SETTING = "webhook_schema"
+POLL_SETTING = "webhook_poll_every_runs"
 POSITION_KEY = "webhook_position"
+RUNS_KEY = "webhook_runs"
 IDS_PER_REQUEST = 100
 #: Streams fed by webhook events (their lists take ``ids``) -> webhook event object.
 STREAM_OBJECTS = {
@@ -232,6 +234,26 @@ def api_keys(stream: PipedriveStream) -> list[str]:
     if "update_time" in props and "update_time" not in keys:
         keys.append("update_time")
     return keys
+
+
+def poll_due(stream: PipedriveStream) -> bool:
+    """Whether this run polls the stream (every ``webhook_poll_every_runs``-th run, the first
+    one included); decided once per stream and run, counted in the stream's state."""
+    due = stream.__dict__.get("_webhook_poll_due")
+    if due is None:
+        every = max(1, int(stream.config.get(POLL_SETTING) or 1))
+        runs = int(stream.stream_state.get(RUNS_KEY) or 0)
+        due = stream.reconciling or runs % every == 0
+        stream.stream_state[RUNS_KEY] = runs + 1
+        stream.__dict__["_webhook_poll_due"] = due
+        if not due:
+            stream.logger.info(
+                "%s: webhooks mode, no poll this run (run %d of every %d)",
+                stream.name,
+                runs % every + 1,
+                every,
+            )
+    return bool(due)
 
 
 def consume(stream: PipedriveStream) -> FeedResult | None:
