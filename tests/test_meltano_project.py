@@ -141,7 +141,12 @@ def test_every_configured_key_is_a_declared_setting_and_no_secret_is_set(
 def test_environments_jobs_and_inline_plugins(project: dict[str, Any]) -> None:
     assert {e["name"] for e in project["environments"]} == {"dev", "staging", "prod"}
     assert project["default_environment"] == "dev"
-    assert {j["name"] for j in project["jobs"]} == {"sync", "reconcile", "stage-history-backfill"}
+    assert {j["name"] for j in project["jobs"]} == {
+        "sync",
+        "reconcile",
+        "stage-history-backfill",
+        "sync-webhooks",
+    }
     for name, kind in PLUGINS.items():
         definition = next(p for p in project["plugins"][kind] if p["name"] == name)
         assert definition["pip_url"].startswith(f"-e ./{name}")
@@ -183,6 +188,9 @@ def test_inherited_plugins_carry_their_job_settings() -> None:
     reconcile = printed("tap-pipedrive--reconcile")
     assert reconcile["reconcile"] is True
     assert reconcile["api_url"] == "https://api.pipedrive.com"
+    webhooks = printed("tap-pipedrive--webhooks")
+    assert webhooks["webhook_schema"] == "pipeboard_webhooks"
+    assert "webhook_database_url" not in reconcile
     stage_history = printed("tap-pipedrive--stage-history")
     assert stage_history["stage_history_mode"] == "backfill"
     assert 0 < stage_history["max_budget_share"] < 1

@@ -26,6 +26,8 @@ EXPECTED_SERVICES = {
     "grafana",
     "metabase",
     "metabase-setup",
+    "webhooks",
+    "webhooks-proxy",
 }
 
 
@@ -76,7 +78,7 @@ def _bind_mounts(compose: dict) -> list[tuple[str, Path, str]]:
 
 def test_every_mounted_file_exists_and_parses(compose: dict) -> None:
     mounts = _bind_mounts(compose)
-    assert len(mounts) == 8
+    assert len(mounts) == 9
     for service, source, _ in mounts:
         assert source.exists(), f"{service} mounts {source}, which does not exist"
         files = sorted(source.rglob("*")) if source.is_dir() else [source]
@@ -92,6 +94,8 @@ def test_every_mounted_file_exists_and_parses(compose: dict) -> None:
                 compile(text, str(path), "exec")
             elif path.suffix == ".sql":
                 assert re.search(r"(?im)^create database \w+;", text), path
+            elif path.name == "Caddyfile":
+                assert "reverse_proxy webhooks:8080" in text, path
             else:
                 pytest.fail(f"{service} mounts {path}, a file type this test cannot check")
 
@@ -176,6 +180,25 @@ def test_pipeline_service_is_configured_like_the_meltano_project(compose: dict) 
     init_sql = (ROOT / "deploy/postgres/init.sql").read_text().lower()
     assert "create database meltano;" in init_sql
     assert f"create database {services['metabase']['environment']['MB_DB_DBNAME']};" in init_sql
+
+
+def test_the_webhook_receiver_sits_behind_the_tls_proxy(compose: dict) -> None:
+    services = compose["services"]
+    receiver, proxy = services["webhooks"], services["webhooks-proxy"]
+    assert receiver["profiles"] == proxy["profiles"] == ["webhooks"]
+    assert receiver["command"][0].endswith("/tap-pipedrive-webhooks")
+    assert receiver["command"][1] == "serve"
+    # The receiver publishes no port: only the proxy (80 for the ACME challenge, 443) does.
+    assert "ports" not in receiver
+    assert sorted(proxy["ports"]) == ["443:443", "80:80"]
+    assert "/healthz" in " ".join(receiver["healthcheck"]["test"])
+    assert proxy["depends_on"]["webhooks"]["condition"] == "service_healthy"
+    env = receiver["environment"]
+    assert env["PIPEBOARD_WEBHOOK_DATABASE_URL"].endswith("@postgres:5432/analytics")
+    port = receiver["command"][receiver["command"].index("--port") + 1]
+    caddyfile = (ROOT / "deploy/webhooks/Caddyfile").read_text()
+    assert f"reverse_proxy webhooks:{port}" in caddyfile
+    assert "handle /pipedrive/webhooks" in caddyfile
 
 
 def test_the_pipeline_image_builds_from_files_that_exist(compose: dict) -> None:

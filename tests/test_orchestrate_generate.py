@@ -221,7 +221,14 @@ def test_every_manifest_is_valid_kubernetes() -> None:
     directory = ROOT / "orchestrate" / "kubernetes"
     paths = sorted(directory.glob("*.yaml")) + sorted((directory / "generated").glob("*.yaml"))
     documents = _manifests(*paths)
-    assert {doc["kind"] for _, doc in documents} == {"CronJob", "ConfigMap", "Secret"}
+    assert {doc["kind"] for _, doc in documents} == {
+        "CronJob",
+        "ConfigMap",
+        "Secret",
+        "Deployment",
+        "Service",
+        "Ingress",
+    }
     for path, doc in documents:
         kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
         assert doc["metadata"]["name"], path
@@ -258,6 +265,36 @@ def test_a_cronjob_per_schedule_reading_the_shared_secret(
     assert secret["stringData"]["MELTANO_DATABASE_URI"].startswith("postgresql+psycopg://")
     config = _manifests(ROOT / "orchestrate" / "kubernetes" / "configmap.yaml")[0][1]
     assert config["data"]["TAP_PIPEDRIVE_REDIS_URL"].startswith("redis://")
+
+
+def test_the_webhook_receiver_is_served_ready_on_healthz_behind_tls() -> None:
+    directory = ROOT / "orchestrate" / "kubernetes"
+    docs = {doc["kind"]: doc for _, doc in _manifests(directory / "webhooks.yaml")}
+    pod = docs["Deployment"]["spec"]["template"]
+    container = pod["spec"]["containers"][0]
+    assert container["command"][0].endswith("/tap-pipedrive-webhooks")
+    assert container["command"][1] == "serve"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["envFrom"] == [{"secretRef": {"name": "pipeboard-webhooks"}}]
+    # The Service selects the pods; the Ingress sends only the events path to it, over TLS.
+    assert docs["Service"]["spec"]["selector"] == pod["metadata"]["labels"]
+    ingress = docs["Ingress"]["spec"]
+    assert ingress["tls"][0]["hosts"] == [ingress["rules"][0]["host"]]
+    (path,) = ingress["rules"][0]["http"]["paths"]
+    assert path["path"] == "/pipedrive/webhooks"
+    assert path["backend"]["service"]["name"] == docs["Service"]["metadata"]["name"]
+    public = container["command"][container["command"].index("--public-url") + 1]
+    assert public == f"https://{ingress['rules'][0]['host']}"
+    secrets = [
+        doc
+        for _, doc in _manifests(directory / "secret.example.yaml")
+        if doc["metadata"]["name"] == "pipeboard-webhooks"
+    ]
+    assert set(secrets[0]["stringData"]) == {
+        "PIPEBOARD_WEBHOOK_USER",
+        "PIPEBOARD_WEBHOOK_PASSWORD",
+        "PIPEBOARD_WEBHOOK_DATABASE_URL",
+    }
 
 
 def test_parallel_sync_pods_cover_every_stream_once(generated: Path, tmp_path: Path) -> None:

@@ -346,6 +346,11 @@ class PipedriveStream(SeamStream):
 
     @override
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        if self.config.get("webhook_database_url"):
+            from tap_pipedrive.webhooks.feed import poll_due  # webhooks mode: poll every Nth run
+
+            if not poll_due(self):
+                return
         self._progress.begin()
         if self.cacheable and self.api.cache.enabled:
             cached = self.api.cache.get(self.name)

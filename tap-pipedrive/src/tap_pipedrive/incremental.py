@@ -109,6 +109,11 @@ class IncrementalStream(PipedriveStream):
 
     @override
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        first = self.partitions[0] if self.partitions else None
+        if self.config.get("webhook_database_url") and context == first:
+            from tap_pipedrive.webhooks.feed import consume  # the change feed, before the poll
+
+            consume(self)
         state = self.get_context_state(context)
         boundary = state.get("boundary") or {}
         # The remembered records count only if they are at the bookmark's own second.

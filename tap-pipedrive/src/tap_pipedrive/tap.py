@@ -190,6 +190,30 @@ CONFIG_SCHEMA = th.PropertiesList(
     ),
     *stage_history_settings(),
     th.Property(
+        "webhook_database_url",
+        th.StringType,
+        secret=True,
+        description="Postgres URL of the webhook receiver's event log (`tap-pipedrive-webhooks "
+        "serve`). When set, each run first turns the events stored since its bookmark into "
+        "records: deletes and stage changes at zero tokens, changed records from the payload "
+        "(or fetched by id, 100 per request).",
+    ),
+    th.Property(
+        "webhook_poll_every_runs",
+        th.IntegerType,
+        default=12,
+        description="Webhooks mode: every Nth run also polls Pipedrive (the safety net for "
+        "events Pipedrive dropped, e.g. while it banned the receiver); the runs between read "
+        "only the stored events and cost no tokens but for payloads fetched by id. 1 polls "
+        "every run.",
+    ),
+    th.Property(
+        "webhook_schema",
+        th.StringType,
+        default="pipeboard_webhooks",
+        description="Schema of the receiver's event log.",
+    ),
+    th.Property(
         "progress_interval_seconds",
         # Whole seconds: Meltano 4.4 cannot pass a `decimal` setting given as an environment
         # variable (it fails to write the plugin's config), and this one is set per deployment.

@@ -67,6 +67,7 @@ from tap_pipedrive.stage_plan import (
 )
 from tap_pipedrive.stage_plan import stage_time as parse_time
 from tap_pipedrive.timestamps import format_time
+from tap_pipedrive.webhooks.feed import poll_due, stage_feed
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -86,7 +87,7 @@ SCHEMA = th.PropertiesList(
     th.Property("to_stage_id", th.IntegerType, required=True),
     th.Property("changed_at", th.DateTimeType, required=True),
     th.Property("user_id", th.IntegerType),
-    th.Property("source", th.StringType, description="creation, changelog or flow."),
+    th.Property("source", th.StringType, description="creation, changelog, flow or webhook."),
     th.Property("source_event_id", th.IntegerType, description="The flow's event id."),
 ).to_dict()
 
@@ -507,6 +508,13 @@ class DealStageChangesStream(PipedriveStream):
             if outcome != "held_back":
                 plan.release(deal.id)
             self._save_state(STATE_KEY_INCREMENTAL, plan.to_state())
+        fed = stage_feed(self)  # webhook events: their moves cost no per-deal request
+        if fed is not None:
+            yield from fed[0].records
+            if not poll_due(self):
+                fed[0].save(self.stream_state, fed[1], self.name)
+                self._save_state(STATE_KEY_INCREMENTAL, plan.to_state())
+                return
         since = plan.updated_since()
         params: dict[str, t.Any] = {}
         if since is not None:
@@ -515,7 +523,7 @@ class DealStageChangesStream(PipedriveStream):
         for _, _, deal in self._deals("update_time", params, {}):
             if plan.already_done(deal):
                 continue
-            read = plan.needs_history(deal)
+            read = plan.needs_history(deal) and not (fed and fed[0].explains(deal, plan.gate))
             if read:
                 fetched += 1
                 outcome, records = self._deal_records(deal)
@@ -532,6 +540,8 @@ class DealStageChangesStream(PipedriveStream):
             if read or listed % SKIPPED_PER_STATE == 0:
                 self._save_state(STATE_KEY_INCREMENTAL, plan.to_state())
         plan.finish_pass()
+        if fed is not None:
+            fed[0].save(self.stream_state, fed[1], self.name)
         self._save_state(STATE_KEY_INCREMENTAL, plan.to_state())
         self.logger.info(
             "deal_stage_changes: %d deals read from the %s (%d requests), gate now %s",
