@@ -14,7 +14,7 @@ from typing import IO, Any, ClassVar
 from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabilities
 from singer_sdk.sql import SQLTarget
 
-from target_pipeboard_postgres import identifiers, settings, stage_history
+from target_pipeboard_postgres import changelog_history, identifiers, settings, stage_history
 from target_pipeboard_postgres.connector import PostgresConnector
 from target_pipeboard_postgres.errors import (
     MalformedLineError,
@@ -403,6 +403,9 @@ class TargetPipeboardPostgres(SQLTarget):
                 schema,
                 self.stage_history,
                 table_name=lambda stream: identifiers.split_stream_name(stream, None)[1],
+            )
+            changelog_history.rebuild(
+                conn, schema, table_name=lambda s: identifiers.split_stream_name(s, None)[1]
             )
 
     # Run
