@@ -14,6 +14,8 @@ entity table's columns plus ``_valid_from``, ``_valid_to`` (NULL for the newest 
 version is the new value of its latest change at or before ``_valid_from``, else the old value
 of its first change after it, else (never changed) the value in the entity table now.
 ``update_time`` of a past version is the version's ``_valid_from`` (the time of the change).
+The newest version is the entity row as loaded: a change the loaded changelog does not have yet
+(an edit after the changelog was read) shows in it from the last loaded change on.
 
 Which records: those with a loaded changelog, and those never edited (``update_time`` =
 ``add_time``, one version). A record edited but whose changelog is not loaded yet (no change
@@ -284,11 +286,13 @@ def _insert_versions(
             FROM versions v JOIN keys k ON k.rid = v.rid
         ), docs AS (
             SELECT v.rid, v.valid_from, v.valid_to,
-                   to_jsonb(e)
-                   || COALESCE((SELECT jsonb_object_agg(a.col, a.val) FROM vals a
-                                WHERE a.rid = v.rid AND a.valid_from = v.valid_from), '{{}}')
-                   || CASE WHEN v.valid_to IS NULL THEN '{{}}'::jsonb
-                           ELSE jsonb_build_object('update_time', v.valid_from) END AS doc
+                   CASE WHEN v.valid_to IS NULL THEN to_jsonb(e)
+                        ELSE to_jsonb(e)
+                             || COALESCE((SELECT jsonb_object_agg(a.col, a.val) FROM vals a
+                                          WHERE a.rid = v.rid AND a.valid_from = v.valid_from),
+                                         '{{}}')
+                             || jsonb_build_object('update_time', v.valid_from)
+                   END AS doc
             FROM versions v JOIN ents e ON e.id = v.rid
         )
         INSERT INTO {h} ({cols}, _valid_from, _valid_to, _is_current)
