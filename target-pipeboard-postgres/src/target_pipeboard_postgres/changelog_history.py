@@ -284,28 +284,29 @@ def _insert_versions(
                         ORDER BY x.changed_at, x.pos LIMIT 1)
                    ) -> 0 AS val
             FROM versions v JOIN keys k ON k.rid = v.rid
+            WHERE v.valid_to IS NOT NULL
+        ), changed AS (
+            SELECT rid, valid_from, jsonb_object_agg(col, val) AS doc
+            FROM vals GROUP BY rid, valid_from
         ), docs AS (
             SELECT v.rid, v.valid_from, v.valid_to,
                    CASE WHEN v.valid_to IS NULL THEN to_jsonb(e)
-                        ELSE to_jsonb(e)
-                             || COALESCE((SELECT jsonb_object_agg(a.col, a.val) FROM vals a
-                                          WHERE a.rid = v.rid AND a.valid_from = v.valid_from),
-                                         '{{}}')
+                        ELSE to_jsonb(e) || COALESCE(c.doc, '{{}}')
                              || jsonb_build_object('update_time', v.valid_from)
                    END AS doc
             FROM versions v JOIN ents e ON e.id = v.rid
+            LEFT JOIN changed c ON c.rid = v.rid AND c.valid_from = v.valid_from
         )
         INSERT INTO {h} ({cols}, _valid_from, _valid_to, _is_current)
         SELECT {fields}, d.valid_from, d.valid_to, d.valid_to IS NULL
-        FROM (SELECT jsonb_populate_record(NULL::{t}, docs.doc) AS r, docs.valid_from,
-                     docs.valid_to FROM docs) d
+        FROM docs d, LATERAL jsonb_populate_record(NULL::{t}, d.doc) AS r
         """
     ).format(
         t=sql.Identifier(schema, table),
         s=sql.Identifier(SCRATCH),
         h=sql.Identifier(schema, history),
         cols=sql.SQL(", ").join(sql.Identifier(n) for n in names),
-        fields=sql.SQL(", ").join(sql.SQL("(d.r).{}").format(sql.Identifier(n)) for n in names),
+        fields=sql.SQL(", ").join(sql.SQL("r.{}").format(sql.Identifier(n)) for n in names),
     )
     conn.execute(query)
 
