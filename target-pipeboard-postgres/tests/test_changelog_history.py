@@ -159,3 +159,71 @@ def check_views(sim, conn, schema, deal, times) -> None:
     ).fetchone()
     assert owners is not None
     assert owners[0] > 0
+
+
+def test_rebuilt_versions_fill_the_history_modes_table_before_its_first_capture(
+    pipedrive_simulator_factory, postgres_url, pg_schema
+):
+    sim = pipedrive_simulator_factory(seed=9, deals=25, persons=3, organizations=3)
+    lines, _ = run_tap(
+        sim,
+        ("deals", "stages", "pipelines", "deal_stage_changes", "deal_changes"),
+        stage_history_mode="backfill",
+    )
+    load(lines, postgres_url, pg_schema)
+    deals = sql.Identifier(pg_schema, "deals")
+    mode = sql.Identifier(pg_schema, "deals_history")
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        # The history mode's table as a sync keeps it: each deal's row captured at update_time.
+        conn.execute(
+            sql.SQL(
+                "CREATE TABLE {m} (LIKE {d}, _valid_from timestamptz NOT NULL,"
+                " _valid_to timestamptz, _is_current boolean NOT NULL,"
+                " PRIMARY KEY (id, _valid_from))"
+            ).format(m=mode, d=deals)
+        )
+        conn.execute(
+            sql.SQL("INSERT INTO {m} SELECT d.*, d.update_time, NULL, true FROM {d} d").format(
+                m=mode, d=deals
+            )
+        )
+        captured = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(mode)).fetchone()
+        for _ in range(2):  # a second rebuild replaces its rows, never adds to them
+            assert changelog_history.rebuild(conn, pg_schema, force=True) == [
+                "deals_changelog_history"
+            ]
+            total = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(mode)).fetchone()
+            rebuilt = conn.execute(
+                sql.SQL("SELECT count(*) FROM {}").format(
+                    sql.Identifier(pg_schema, "deals_changelog_history")
+                )
+            ).fetchone()
+            # Every rebuilt version but the newest of each deal went in (the newest one is the
+            # captured row, which starts at the deal's last change).
+            assert captured is not None
+            assert total is not None
+            assert rebuilt is not None
+            assert total[0] == rebuilt[0]
+        # The captured rows are untouched, and as-of queries on the table equal the truth.
+        current = conn.execute(
+            sql.SQL("SELECT count(*) FROM {} WHERE _is_current").format(mode)
+        ).fetchone()
+        assert current == captured
+        ids = loaded_ids(conn, pg_schema, "deals")
+        flat = flatteners(sim)
+        for days in (500, 200, 60, 10, 0):
+            at = stamp(sim.now - dt.timedelta(days=days))
+            got = as_of(conn, pg_schema, "deals_history", at)
+            truth = truth_rows(sim, "deals", at, flat["deals"])
+            assert differences(got, truth, ids) == [], at
+        # Where captured and rebuilt versions overlap (the captured version's start), they agree.
+        agree = conn.execute(
+            sql.SQL(
+                "SELECT count(*) FROM {m} c JOIN {h} r ON r.id = c.id"
+                " AND r._valid_from <= c._valid_from"
+                " AND (r._valid_to IS NULL OR r._valid_to > c._valid_from)"
+                " WHERE c._is_current AND (to_jsonb(r) - '_valid_from' - '_valid_to'"
+                " - '_is_current') <> (to_jsonb(c) - '_valid_from' - '_valid_to' - '_is_current')"
+            ).format(m=mode, h=sql.Identifier(pg_schema, "deals_changelog_history"))
+        ).fetchone()
+        assert agree == (0,)
