@@ -111,8 +111,14 @@ def test_deal_changes_alone_read_the_changelogs_themselves(sim, run, config_for,
     sim.reset_stats()
     second = run(config, state=first.state, catalog=catalog_with(config, ["deal_changes"]))
     assert second.error is None
-    assert calls(sim, DEAL_LOG) == 0  # a value change is not a stage change: gate unchanged
-    assert second.records("deal_changes") == []
+    # Read alone, deal_changes reads every updated deal (not only those that moved).
+    assert calls(sim, DEAL_LOG) == 1
+    (change,) = [r for r in second.records("deal_changes") if r["column_name"] == "value"][-1:]
+    assert (change["deal_id"], change["old_value"], change["new_value"]) == (
+        deal["id"],
+        deal["value"],
+        4321,
+    )
 
 
 @pytest.mark.parametrize(

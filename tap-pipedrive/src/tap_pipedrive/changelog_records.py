@@ -9,8 +9,10 @@ set custom fields as their labels, ``label_ids`` as a list of ids. A composite c
 ``value_currency``). A key the entity table has no column for keeps ``column_name`` NULL and its
 values as the API sent them.
 
-Record ids are stable: ``<entity id>:<epoch>:<field key>[:<part>]:<digest of the two values>``,
-so reading a changelog again (another run, the backfill, a retry) never duplicates a change.
+``log_position`` is the change's place in the record's changelog (oldest 1): it orders the
+changes of one second (a deal lost and deleted at once). Record ids are stable,
+``<entity id>:<epoch>:<field key>[:<part>]:<digest of the two values>``, so reading a changelog
+again (another run, the backfill, a retry) never duplicates a change.
 """
 
 from __future__ import annotations
@@ -159,7 +161,8 @@ def change_records(
 ) -> list[dict[str, t.Any]]:
     """The change records of one entity's changelog entries (any order in, oldest first out)."""
     records: list[dict[str, t.Any]] = []
-    for item in items:
+    entries = list(items)
+    for index, item in enumerate(entries):
         key = str(item.get("field_key") or "")
         if not key:
             continue
@@ -190,11 +193,12 @@ def change_records(
                     "user_id": _int(item.get("actor_user_id")),
                     "change_source": item.get("change_source"),
                     "is_bulk_update": item.get("is_bulk_update_flag"),
+                    # Oldest first from 1; orders changes of one second (the log only grows).
+                    "log_position": len(entries) - index,
                 }
             )
-    # Newest first in, oldest first out; one second's changes keep the log's order.
-    records.reverse()
-    records.sort(key=lambda r: str(r["changed_at"]))
+    # Newest first in, oldest first out.
+    records.sort(key=lambda r: (str(r["changed_at"]), int(r["log_position"])))
     return records
 
 
@@ -225,6 +229,11 @@ def schema(id_key: str) -> dict[str, t.Any]:
             "user_id": {"type": ["integer", "null"]},
             "change_source": text,
             "is_bulk_update": {"type": ["boolean", "null"]},
+            "log_position": {
+                "type": ["integer", "null"],
+                "description": "Place in the record's changelog, oldest first from 1: orders "
+                "the changes of one second.",
+            },
         },
         "required": ["id", id_key, "field_key", "changed_at"],
     }

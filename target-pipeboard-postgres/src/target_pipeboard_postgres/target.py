@@ -9,7 +9,13 @@ from typing import Any, ClassVar
 
 from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabilities
 
-from target_pipeboard_postgres import history_mode, identifiers, settings, stage_history
+from target_pipeboard_postgres import (
+    changelog_history,
+    history_mode,
+    identifiers,
+    settings,
+    stage_history,
+)
 from target_pipeboard_postgres.commit_ledger import CommitLedger
 from target_pipeboard_postgres.connector import PostgresConnector, TableLayout
 from target_pipeboard_postgres.errors import (
@@ -304,6 +310,9 @@ class TargetPipeboardPostgres(TargetSeam):
                 schema,
                 self.stage_history,
                 table_name=lambda stream: identifiers.split_stream_name(stream, None)[1],
+            )
+            changelog_history.rebuild(
+                conn, schema, table_name=lambda s: identifiers.split_stream_name(s, None)[1]
             )
 
     # Run

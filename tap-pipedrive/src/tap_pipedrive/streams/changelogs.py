@@ -93,10 +93,23 @@ class _ChangeRecords:
         return self._typer
 
 
+class UpdatedDealsPlan(IncrementalPlan):
+    """Every deal updated after the gate has changes to read, not only those that moved."""
+
+    @override
+    def needs_history(self, deal: DealHead) -> bool:
+        if deal.id in self.held_back or self.gate is None:
+            return True
+        if deal.update_time > self.gate:
+            return True
+        return deal.update_time == self.gate and deal.id not in self.gate_ids
+
+
 class DealChangesStream(_ChangeRecords, DealStageChangesStream):
     """One record per field change of a deal."""
 
     name = DEAL_CHANGES
+    plan_type = UpdatedDealsPlan
     entity_stream = "deals"
     entity = "deal"
     id_key = "deal_id"

@@ -297,6 +297,8 @@ class DealStageChangesStream(PipedriveStream):
     replication_key = "changed_at"
     is_sorted = False
     deleted_flags = ()
+    #: Which deals the incremental mode reads (deal_changes reads every updated deal).
+    plan_type: t.ClassVar[type[IncrementalPlan]] = IncrementalPlan
 
     def __init__(self, tap: TapPipedrive) -> None:
         super().__init__(tap)
@@ -493,7 +495,7 @@ class DealStageChangesStream(PipedriveStream):
     def _incremental(self) -> t.Iterator[dict[str, t.Any]]:
         start = self.config.get("start_date")
         start_date = parse_time(str(start)) if start else None
-        plan = IncrementalPlan.from_state(self.stream_state, start_date)
+        plan = self.plan_type.from_state(self.stream_state, start_date)
         if not self.stream_state.get(STATE_KEY_INCREMENTAL):
             plan.gate = self._initial_gate(start_date)
             # A backfill kept in this same state reads each deal once: moves after it started
