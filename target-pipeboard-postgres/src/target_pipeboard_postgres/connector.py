@@ -25,6 +25,8 @@ from target_pipeboard_postgres.settings import ConnectionSpec, connection_spec, 
 logger = logging.getLogger(__name__)
 
 InTransactionHook = Callable[["psycopg.Connection[Any]", pgsql.Composable], object]
+# Called with the connection and the staging table's name, before the table is written.
+StagedHook = Callable[["psycopg.Connection[Any]", str], object]
 SOURCE_KEY_ANNOTATIONS = ("x-pipedrive-key", "x-source-key")
 SOURCE_SUBFIELD_ANNOTATIONS = ("x-pipedrive-subfield", "x-source-subfield")
 _COPY_LINE = re.compile(r"line (\d+)")
@@ -368,6 +370,7 @@ class PostgresConnector(SQLConnector):
         hard_delete: bool,
         on_loaded: InTransactionHook | None = None,
         dedupe: bool = True,
+        on_staged: StagedHook | None = None,
     ) -> None:
         """Load one batch in one transaction: COPY to a stage, de-duplicate, upsert.
 
@@ -375,6 +378,8 @@ class PostgresConnector(SQLConnector):
         in place; ``source`` is a table holding the batch's rows. ``dedupe`` false skips the
         de-duplication (the caller saw no repeated key); should the database still find two
         rows for one key (values equal only after conversion), the batch is loaded again with it.
+        ``on_staged(connection, stage)`` runs in the transaction once the batch is staged and
+        de-duplicated, before the table is written (only when a staging table is used).
         """
         load = functools.partial(
             self._load_batch,
@@ -385,6 +390,7 @@ class PostgresConnector(SQLConnector):
             upsert=upsert,
             hard_delete=hard_delete,
             on_loaded=on_loaded,
+            on_staged=on_staged,
         )
         try:
             load(dedupe=dedupe, direct=not dedupe)
@@ -408,6 +414,7 @@ class PostgresConnector(SQLConnector):
         on_loaded: InTransactionHook | None,
         dedupe: bool,
         direct: bool,
+        on_staged: StagedHook | None = None,
     ) -> None:
         schema = layout.schema
         keys = layout.key_columns
@@ -444,6 +451,8 @@ class PostgresConnector(SQLConnector):
                 self._copy_rows(cur, sql.copy_into_stage(stage, columns), rows)
                 if dedupe:
                     cur.execute(sql.dedupe_stage(stage, keys))
+                if on_staged is not None:
+                    on_staged(conn, stage)
                 if deletes:
                     cur.execute(sql.delete_marked_from_stage(schema, load_table, stage, keys))
                 if layout.has_unique_key:

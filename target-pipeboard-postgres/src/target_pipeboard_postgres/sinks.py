@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from singer_sdk.sql import SQLSink
 
-from target_pipeboard_postgres import identifiers, sql, stage_history, types, values
+from target_pipeboard_postgres import identifiers, quality, sql, stage_history, types, values
 from target_pipeboard_postgres.connector import BatchFailure, PostgresConnector, TableLayout
 from target_pipeboard_postgres.errors import (
     BatchLoadError,
@@ -156,6 +156,8 @@ class PostgresSink(SQLSink[PostgresConnector]):
             metrics.columns_added.labels(stream=self.stream_name).inc(layout.added)
         if layout.widened:
             metrics.columns_widened.labels(stream=self.stream_name).inc(layout.widened)
+        if layout.added or layout.widened:
+            self._target.quality.columns_changed(self.stream_name, layout.added, layout.widened)
         self._props = list(layout.columns)
         self._columns = [layout.columns[p] for p in self._props]
         properties: Mapping[str, Any] = self.schema["properties"]
@@ -279,16 +281,39 @@ class PostgresSink(SQLSink[PostgresConnector]):
         self.tally_record_read(len(rows))
         self.record_counter_metric.increment(len(rows))
 
+        props = list(self._props)
+        key_positions = [props.index(k) for k in self._key_properties if k in props]
+        classified: list[tuple[int, int, int] | None] = []
+
+        def classify(conn: psycopg.Connection[Any], stage: str) -> None:
+            # Before the upsert: which staged rows are new, changed or the same (last try wins).
+            classified[:] = [
+                quality.classify_staged(
+                    conn, stage, layout.schema, load_table, columns, layout.key_columns
+                )
+            ]
+
         def load() -> None:
             started = time.perf_counter()
             try:
-                self._load(layout, load_table, columns, rows, lines, dedupe=dedupe)
+                self._load(
+                    layout, load_table, columns, rows, lines, dedupe=dedupe, on_staged=classify
+                )
             except BaseException:
                 # Whatever is salvaged afterwards, no STATE may pass this batch's records.
                 self._target.hold_state_before(batch_seq)
                 raise
             seconds = time.perf_counter() - started
             self._target.metrics.batch_committed(self.stream_name, len(rows), seconds)
+            self._target.quality.batch_loaded(
+                self.stream_name,
+                props,
+                columns,
+                rows,
+                key_positions,
+                classified[0] if classified else None,
+                repeated_keys=dedupe,
+            )
             table = f"{self.schema_name}.{load_table}"
             # One line per batch; with the SDK's structured logging (SINGER_SDK_LOG_CONFIG, or
             # Meltano's `structured-logging`) the extra fields are JSON fields of the line.
@@ -322,6 +347,7 @@ class PostgresSink(SQLSink[PostgresConnector]):
         lines: list[int | None],
         *,
         dedupe: bool,
+        on_staged: Callable[[psycopg.Connection[Any], str], None] | None = None,
     ) -> None:
         known = [line for line in lines if line is not None]
         span = (min(known), max(known)) if known else None
@@ -335,6 +361,7 @@ class PostgresSink(SQLSink[PostgresConnector]):
                 hard_delete=self._hard_delete,
                 on_loaded=self._queue_stage_history,
                 dedupe=dedupe,
+                on_staged=on_staged,
             )
         except BatchFailure as failure:
             row = failure.row
@@ -360,6 +387,7 @@ class PostgresSink(SQLSink[PostgresConnector]):
         affected = self.connector.activate_version(
             self.schema_name, self.load_table, new_version, hard_delete=self._hard_delete
         )
+        self._target.quality.retired(self.stream_name, affected)
         self.logger.info(
             "ACTIVATE_VERSION %s: %s %d rows of older versions",
             new_version,

@@ -23,6 +23,7 @@ from target_pipeboard_postgres.errors import (
     StreamNameClashError,
 )
 from target_pipeboard_postgres.metrics import TargetMetrics, default_pipeline
+from target_pipeboard_postgres.quality import RunQuality
 from target_pipeboard_postgres.reader import SingerLineReader
 from target_pipeboard_postgres.sinks import DEFAULT_SCHEMA, PostgresSink
 from target_pipeboard_postgres.state import StateGate
@@ -57,6 +58,8 @@ class TargetPipeboardPostgres(SQLTarget):
 
     def __init__(self, **kwargs: Any) -> None:
         self.metrics = TargetMetrics()
+        self.quality = RunQuality(self.metrics.registry)
+        self._quality_written = False
         self.seq = 0
         self.input_complete = False
         self._gate = StateGate()
@@ -209,6 +212,13 @@ class TargetPipeboardPostgres(SQLTarget):
             previous.superseded = True
         if isinstance(current, PostgresSink):
             self._loaded_schemas.add(current.schema_name)
+            bookmarks = message_dict.get("bookmark_properties")
+            self.quality.declared(
+                stream,
+                current.schema_name,
+                current.table_name,
+                bookmarks if isinstance(bookmarks, list) else None,
+            )
 
     def _claim_table(self, stream: str) -> None:
         """Refuse a second stream whose name conforms to a table another stream loads."""
@@ -385,12 +395,41 @@ class TargetPipeboardPostgres(SQLTarget):
                     stream,
                 )
             self._expand_stage_history()
+            self._finish_quality(succeeded=True)
+        except Exception as exc:
+            self._finish_failed_quality(exc)
+            raise
         finally:
             self._close()
 
     def _close(self) -> None:
         if self._target_connector is not None:
             self.target_connector.close()
+
+    def _finish_failed_quality(self, error: BaseException) -> None:
+        """After a failure: record the refused record and what was loaded, if still possible."""
+        try:
+            self._finish_quality(succeeded=False, error=error)
+        except Exception:
+            self.logger.exception("Could not record the run's data quality")
+
+    def _finish_quality(self, *, succeeded: bool, error: BaseException | None = None) -> None:
+        """Write the run's quality figures (one row per stream) and set their gauges (once)."""
+        if self._quality_written:
+            return
+        self._quality_written = True
+        stream = getattr(error, "stream", None)
+        if error is not None and isinstance(stream, str) and stream in self.quality.streams:
+            self.quality.refused(stream, error)
+        pipeline = self.config.get("metrics_pipeline") or default_pipeline()
+        conn = self.target_connector.pg if self._target_connector is not None else None
+        self.quality.finish(conn, self._nul_counts, pipeline=pipeline, succeeded=succeeded)
+        self.logger.info(
+            "Data quality of %d stream(s) written to %s (%.3f s measuring)",
+            len(self.quality.streams),
+            "_pipeboard_quality",
+            self.quality.seconds,
+        )
 
     def _expand_stage_history(self) -> None:
         """Derived deal stage history, once this run's batches are all committed."""
@@ -420,8 +459,9 @@ class TargetPipeboardPostgres(SQLTarget):
                 self._stop_watch()
             if self._deferred_error is not None:
                 self._drain_stale()  # raises it
-        except Exception:
+        except Exception as exc:
             self._salvage()
+            self._finish_failed_quality(exc)
             self._close()
             raise
         except BaseException:
