@@ -374,6 +374,11 @@ def loaders(url: str, compare: bool) -> dict[str, tuple[list[str], dict]]:
             [str(bin_dir / "target-pipeboard-postgres")],
             {"database_url": url},
         ),
+        # The cost of the data-quality figures (on by default): the same target without them.
+        "target-pipeboard-postgres, data_quality off": (
+            [str(bin_dir / "target-pipeboard-postgres")],
+            {"database_url": url, "data_quality": False},
+        ),
     }
     if compare:
         from psycopg.conninfo import conninfo_to_dict

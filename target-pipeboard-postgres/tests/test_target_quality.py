@@ -58,7 +58,8 @@ def _quality_rows(db: Any, schema: str) -> list[dict[str, Any]]:
 
 
 def _gauge(target: TargetPipeboardPostgres, name: str, **labels: str) -> float | None:
-    return target.metrics.registry.get_sample_value(name, labels)
+    """A quality gauge's value: ``name`` without the ``pipeboard_target_quality_`` prefix."""
+    return target.metrics.registry.get_sample_value(f"pipeboard_target_quality_{name}", labels)
 
 
 def test_inserted_updated_unchanged_nulls_duplicates_and_freshness(
@@ -84,12 +85,9 @@ def test_inserted_updated_unchanged_nulls_duplicates_and_freshness(
     assert run1["newest_replication_value"] == datetime.fromisoformat(recent)
     assert 2 * 3600 - 60 < run1["freshness_lag_seconds"] < 2 * 3600 + 600
     assert (run1["columns_added"], run1["columns_widened"]) == (0, 0)  # a new table
-    assert _gauge(target, "pipeboard_quality_null_share", stream="deals", column="title") == 0.5
-    assert _gauge(target, "pipeboard_quality_rows", stream="deals", outcome="inserted") == 4
-    assert (
-        _gauge(target, "pipeboard_quality_values_changed", stream="deals", change="nul_stripped")
-        == 1
-    )
+    assert _gauge(target, "null_share", stream="deals", column="title") == 0.5
+    assert _gauge(target, "rows", stream="deals", outcome="inserted") == 4
+    assert _gauge(target, "values_changed", stream="deals", change="nul_stripped") == 1
 
     # Second run: 1 unchanged, 2 updated (one twice in the batch), 1 new; nothing newer; a new
     # property adds a column and a number where integers were widens one.
@@ -118,11 +116,8 @@ def test_inserted_updated_unchanged_nulls_duplicates_and_freshness(
     assert run2["newest_replication_value"] == datetime.fromisoformat(recent)
     assert run2["freshness_lag_seconds"] > run1["freshness_lag_seconds"]
     # The previous run's null share goes out next to this run's (the alert compares them).
-    assert (
-        _gauge(target, "pipeboard_quality_null_share_previous", stream="deals", column="title")
-        == 0.5
-    )
-    assert _gauge(target, "pipeboard_quality_duplicate_keys", stream="deals") == 1
+    assert _gauge(target, "null_share_previous", stream="deals", column="title") == 0.5
+    assert _gauge(target, "duplicate_keys", stream="deals") == 1
 
 
 def test_activate_version_retires_rows(target_config, db, pg_schema) -> None:
@@ -149,10 +144,7 @@ def test_a_refused_value_is_recorded_with_its_reason(target_config, db, pg_schem
     assert row["succeeded"] is False
     assert row["records_refused"] == 1
     assert row["refused_reasons"] == {"number_refused": 1}
-    assert (
-        _gauge(target, "pipeboard_quality_records_refused", stream="deals", reason="number_refused")
-        == 1
-    )
+    assert _gauge(target, "records_refused", stream="deals", reason="number_refused") == 1
 
 
 def test_refusal_reasons_are_short_and_stable() -> None:

@@ -188,55 +188,55 @@ class QualityMetrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.rows = Gauge(
-            "pipeboard_quality_rows",
+            "pipeboard_target_quality_rows",
             "Rows of the last run by outcome (inserted, updated, unchanged, retired).",
             ["stream", "outcome"],
             registry=registry,
         )
         self.rows_received = Gauge(
-            "pipeboard_quality_rows_received",
+            "pipeboard_target_quality_rows_received",
             "Records the last run received for the stream.",
             ["stream"],
             registry=registry,
         )
         self.null_share = Gauge(
-            "pipeboard_quality_null_share",
+            "pipeboard_target_quality_null_share",
             "Share of NULL values per column among the rows the last run received.",
             ["stream", "column"],
             registry=registry,
         )
         self.previous_null_share = Gauge(
-            "pipeboard_quality_null_share_previous",
+            "pipeboard_target_quality_null_share_previous",
             "The column's NULL share in the previous run that received rows (from the table).",
             ["stream", "column"],
             registry=registry,
         )
         self.values_changed = Gauge(
-            "pipeboard_quality_values_changed",
+            "pipeboard_target_quality_values_changed",
             "Values changed on the way in during the last run, by change.",
             ["stream", "change"],
             registry=registry,
         )
         self.refused = Gauge(
-            "pipeboard_quality_records_refused",
+            "pipeboard_target_quality_records_refused",
             "Records refused in the last run, by reason.",
             ["stream", "reason"],
             registry=registry,
         )
         self.duplicate_keys = Gauge(
-            "pipeboard_quality_duplicate_keys",
+            "pipeboard_target_quality_duplicate_keys",
             "Records whose key repeated an earlier one of the same batch (the last one wins).",
             ["stream"],
             registry=registry,
         )
         self.columns_changed = Gauge(
-            "pipeboard_quality_columns_changed",
+            "pipeboard_target_quality_columns_changed",
             "Columns added or widened in the last run.",
             ["stream", "change"],
             registry=registry,
         )
         self.freshness_lag = Gauge(
-            "pipeboard_quality_freshness_lag_seconds",
+            "pipeboard_target_quality_freshness_lag_seconds",
             "Seconds from the newest replication-key value loaded to the end of the last run.",
             ["stream"],
             registry=registry,
@@ -273,7 +273,8 @@ class QualityMetrics:
 class RunQuality:
     """The figures of every stream of one run; batches report from the loading thread."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, *, enabled: bool = True) -> None:
+        self.enabled = enabled  # the `data_quality` setting
         self.run_id = uuid.uuid4()
         self.started_at = datetime.now(tz=UTC)
         self.streams: dict[str, StreamQuality] = {}

@@ -281,6 +281,7 @@ class PostgresSink(SQLSink[PostgresConnector]):
         self.tally_record_read(len(rows))
         self.record_counter_metric.increment(len(rows))
 
+        measure = self._target.quality.enabled
         props = list(self._props)
         key_positions = [props.index(k) for k in self._key_properties if k in props]
         classified: list[tuple[int, int, int] | None] = []
@@ -297,7 +298,13 @@ class PostgresSink(SQLSink[PostgresConnector]):
             started = time.perf_counter()
             try:
                 self._load(
-                    layout, load_table, columns, rows, lines, dedupe=dedupe, on_staged=classify
+                    layout,
+                    load_table,
+                    columns,
+                    rows,
+                    lines,
+                    dedupe=dedupe,
+                    on_staged=classify if measure else None,
                 )
             except BaseException:
                 # Whatever is salvaged afterwards, no STATE may pass this batch's records.
@@ -305,15 +312,16 @@ class PostgresSink(SQLSink[PostgresConnector]):
                 raise
             seconds = time.perf_counter() - started
             self._target.metrics.batch_committed(self.stream_name, len(rows), seconds)
-            self._target.quality.batch_loaded(
-                self.stream_name,
-                props,
-                columns,
-                rows,
-                key_positions,
-                classified[0] if classified else None,
-                repeated_keys=dedupe,
-            )
+            if measure:
+                self._target.quality.batch_loaded(
+                    self.stream_name,
+                    props,
+                    columns,
+                    rows,
+                    key_positions,
+                    classified[0] if classified else None,
+                    repeated_keys=dedupe,
+                )
             table = f"{self.schema_name}.{load_table}"
             # One line per batch; with the SDK's structured logging (SINGER_SDK_LOG_CONFIG, or
             # Meltano's `structured-logging`) the extra fields are JSON fields of the line.

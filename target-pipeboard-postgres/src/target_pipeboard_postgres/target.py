@@ -58,7 +58,6 @@ class TargetPipeboardPostgres(SQLTarget):
 
     def __init__(self, **kwargs: Any) -> None:
         self.metrics = TargetMetrics()
-        self.quality = RunQuality(self.metrics.registry)
         self._quality_written = False
         self.seq = 0
         self.input_complete = False
@@ -80,6 +79,9 @@ class TargetPipeboardPostgres(SQLTarget):
         self._watcher: threading.Thread | None = None
         self._deferred_error: BaseException | None = None
         super().__init__(**kwargs)
+        self.quality = RunQuality(
+            self.metrics.registry, enabled=self.config.get("data_quality", True) is not False
+        )
         self._wait_limit = float(
             self.config.get("batch_wait_limit_seconds") or settings.DEFAULT_BATCH_WAIT_LIMIT
         )
@@ -415,7 +417,7 @@ class TargetPipeboardPostgres(SQLTarget):
 
     def _finish_quality(self, *, succeeded: bool, error: BaseException | None = None) -> None:
         """Write the run's quality figures (one row per stream) and set their gauges (once)."""
-        if self._quality_written:
+        if self._quality_written or not self.quality.enabled:
             return
         self._quality_written = True
         stream = getattr(error, "stream", None)
