@@ -155,3 +155,16 @@ def test_refusal_reasons_are_short_and_stable() -> None:
         "number_refused"
     )
     assert refusal_reason(BatchLoadError("s", "deadlock detected")) == "refused_by_database"
+
+
+def test_data_quality_off_writes_and_pushes_nothing(target_config, db, pg_schema) -> None:
+    target = _run(
+        {**target_config, "data_quality": "false"},
+        _lines(SCHEMA, _record(1, None, 1, "2024-05-01T00:00:00Z")),
+    )
+    tables = db.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (pg_schema,)
+    ).fetchall()
+    assert ("deals",) in tables
+    assert ("_pipeboard_quality",) not in tables
+    assert _gauge(target, "rows_received", stream="deals") is None
