@@ -168,3 +168,29 @@ def test_data_quality_off_writes_and_pushes_nothing(target_config, db, pg_schema
     assert ("deals",) in tables
     assert ("_pipeboard_quality",) not in tables
     assert _gauge(target, "rows_received", stream="deals") is None
+
+
+def test_a_column_without_equality_leaves_the_batch_unclassified_not_failed(
+    target_config, db, pg_schema
+) -> None:
+    schema = json.loads(json.dumps(SCHEMA))
+    schema["schema"]["properties"]["extra"] = {"type": ["object", "null"], "x-sql-datatype": "json"}
+    records = [dict(_record(i, "t", i, "2024-05-01T00:00:00Z")) for i in (1, 2)]
+    for record in records:
+        record["record"]["extra"] = {"a": 1}
+    _run(target_config, _lines(schema, *records))
+    _run(target_config, _lines(schema, *records, records[0]))  # an update, through the stage
+    runs = _quality_rows(db, pg_schema)
+    assert [r["rows_received"] for r in runs] == [2, 3]
+    # Not comparable: counted as unclassified, not as inserted/updated/unchanged guesses.
+    assert runs[1]["duplicate_keys"] == 1
+    assert runs[1]["rows_unclassified"] == 2
+    assert (runs[1]["rows_inserted"], runs[1]["rows_updated"], runs[1]["rows_unchanged"]) == (
+        0,
+        0,
+        0,
+    )
+    count = db.execute(
+        sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(pg_schema, "deals"))
+    ).fetchone()
+    assert count == (2,)

@@ -53,6 +53,7 @@ class StreamQuality:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
+    unclassified: int = 0  # staged rows the comparison could not judge (a json column)
     retired: int = 0
     duplicate_keys: int = 0
     nul_stripped: int = 0
@@ -173,7 +174,8 @@ def create_table(schema: str) -> sql.Composed:
         "run_id uuid NOT NULL, stream text NOT NULL, table_name text NOT NULL, "
         "pipeline text, run_started_at timestamptz NOT NULL, run_ended_at timestamptz NOT NULL, "
         "succeeded boolean NOT NULL, rows_received bigint NOT NULL, rows_inserted bigint, "
-        "rows_updated bigint, rows_unchanged bigint, rows_retired bigint NOT NULL, "
+        "rows_updated bigint, rows_unchanged bigint, rows_unclassified bigint NOT NULL, "
+        "rows_retired bigint NOT NULL, "
         "duplicate_keys bigint NOT NULL, nul_characters_stripped bigint NOT NULL, "
         "records_refused bigint NOT NULL, refused_reasons jsonb NOT NULL, "
         "columns_added integer NOT NULL, columns_widened integer NOT NULL, "
@@ -249,6 +251,7 @@ class QualityMetrics:
             ("inserted", figures.inserted),
             ("updated", figures.updated),
             ("unchanged", figures.unchanged),
+            ("unclassified", figures.unclassified),
             ("retired", figures.retired),
         ):
             self.rows.labels(stream=stream, outcome=outcome).set(value)
@@ -315,6 +318,7 @@ class RunQuality:
         classified: tuple[int, int, int] | None,
         *,
         repeated_keys: bool,
+        staged: bool = False,
     ) -> None:
         """A committed batch: count its NULLs, outcomes, duplicates and newest key value."""
         started = time.perf_counter()
@@ -346,7 +350,9 @@ class RunQuality:
                 figures.newest = parsed
         figures.rows_received += count
         figures.duplicate_keys += duplicates
-        if classified is None:
+        if classified is None and staged:
+            figures.unclassified += count - duplicates
+        elif classified is None:
             figures.inserted += count - duplicates
         else:
             inserted, updated, unchanged = classified
@@ -410,13 +416,15 @@ class RunQuality:
     def _insert(figures: StreamQuality) -> sql.Composed:
         return sql.SQL(
             "INSERT INTO {} (run_id, stream, table_name, pipeline, run_started_at, run_ended_at, "
-            "succeeded, rows_received, rows_inserted, rows_updated, rows_unchanged, rows_retired, "
+            "succeeded, rows_received, rows_inserted, rows_updated, rows_unchanged, "
+            "rows_unclassified, rows_retired, "
             "duplicate_keys, nul_characters_stripped, records_refused, refused_reasons, "
             "columns_added, columns_widened, replication_key, newest_replication_value, "
             "freshness_lag_seconds, null_share) VALUES (%(run_id)s, %(stream)s, %(table)s, "
             "%(pipeline)s, %(started)s, %(ended)s, %(succeeded)s, %(received)s, %(inserted)s, "
-            "%(updated)s, %(unchanged)s, %(retired)s, %(duplicates)s, %(nul)s, %(refused)s, "
-            "%(reasons)s, %(added)s, %(widened)s, %(key)s, %(newest)s, %(lag)s, %(nulls)s)"
+            "%(updated)s, %(unchanged)s, %(unclassified)s, %(retired)s, %(duplicates)s, %(nul)s, "
+            "%(refused)s, %(reasons)s, %(added)s, %(widened)s, %(key)s, %(newest)s, %(lag)s, "
+            "%(nulls)s)"
         ).format(sql.Identifier(figures.schema, QUALITY_TABLE))
 
     def _values(
@@ -434,6 +442,7 @@ class RunQuality:
             "inserted": figures.inserted,
             "updated": figures.updated,
             "unchanged": figures.unchanged,
+            "unclassified": figures.unclassified,
             "retired": figures.retired,
             "duplicates": figures.duplicate_keys,
             "nul": figures.nul_stripped,

@@ -321,6 +321,7 @@ class PostgresSink(SQLSink[PostgresConnector]):
                     key_positions,
                     classified[0] if classified else None,
                     repeated_keys=dedupe,
+                    staged=bool(classified),
                 )
             table = f"{self.schema_name}.{load_table}"
             # One line per batch; with the SDK's structured logging (SINGER_SDK_LOG_CONFIG, or
