@@ -194,3 +194,18 @@ def test_a_column_without_equality_leaves_the_batch_unclassified_not_failed(
         sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(pg_schema, "deals"))
     ).fetchone()
     assert count == (2,)
+
+
+def test_null_share_of_a_large_batch_is_estimated_from_a_sample(
+    target_config, db, pg_schema
+) -> None:
+    # 6,000 records in one batch, `title` NULL in 40% of them in a periodic pattern.
+    records = [
+        _record(i, None if i % 5 < 2 else "t", i, "2024-05-01T00:00:00Z") for i in range(6000)
+    ]
+    _run(target_config, _lines(SCHEMA, *records))
+    (row,) = _quality_rows(db, pg_schema)
+    assert row["rows_received"] == 6000
+    assert row["rows_inserted"] == 6000
+    assert abs(row["null_share"]["title"] - 0.4) < 0.07
+    assert row["null_share"]["id"] == 0.0

@@ -20,6 +20,7 @@ What is measured, and where:
 from __future__ import annotations
 
 import json
+import random
 import threading
 import time
 import uuid
@@ -40,6 +41,10 @@ QUALITY_TABLE = "_pipeboard_quality"
 # Metadata columns the target or the SDK fill each run: a row whose data is the same but whose
 # metadata moved on is unchanged.
 _METADATA_PREFIX = "_sdc_"
+# NULLs are counted on every row of a batch of up to this many rows, and on this many rows
+# drawn at random from a larger one: counting every value of a 10,000-row batch in Python would cost
+# 10-15% of the load, a sample of 1,000 under 1%, and estimates a share within about 1.6%.
+NULL_SAMPLE_ROWS = 1_000
 
 
 @dataclass
@@ -61,6 +66,7 @@ class StreamQuality:
     columns_widened: int = 0
     refused: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     nulls: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    null_rows: int = 0  # rows the NULLs were counted on
     replication_key: str | None = None
     newest: datetime | None = None
     previous_newest: datetime | None = None
@@ -68,10 +74,11 @@ class StreamQuality:
 
     @property
     def null_share(self) -> dict[str, float]:
-        """Share of NULL per column among the rows received (empty when none were)."""
-        if not self.rows_received:
+        """Share of NULL per column among the rows received (empty when none were); large
+        batches are sampled (NULL_SAMPLE_ROWS)."""
+        if not self.null_rows:
             return {}
-        return {c: round(n / self.rows_received, 6) for c, n in sorted(self.nulls.items())}
+        return {c: round(n / self.null_rows, 6) for c, n in sorted(self.nulls.items())}
 
     @property
     def newest_loaded(self) -> datetime | None:
@@ -325,10 +332,13 @@ class RunQuality:
         figures = self.stream(name)
         count = len(rows)
         nulls = figures.nulls
+        # A random sample: an evenly spaced one would alias with periodic data.
+        sample = random.sample(rows, NULL_SAMPLE_ROWS) if count > NULL_SAMPLE_ROWS else rows
         for index, column in enumerate(columns):
             if column.startswith(_METADATA_PREFIX):
                 continue
-            nulls[column] += list(map(itemgetter(index), rows)).count(None)
+            nulls[column] += list(map(itemgetter(index), sample)).count(None)
+        figures.null_rows += len(sample)
         duplicates = 0
         if repeated_keys and key_positions:
             keys = {tuple(row[i] for i in key_positions) for row in rows}
