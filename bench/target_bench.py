@@ -337,7 +337,12 @@ def measure(argv: list[str], stdin_path: Path, log: Path) -> dict:
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - started
         proc.returncode = os.waitstatus_to_exitcode(status)
-    return {"rc": proc.returncode, "seconds": seconds, "peak_rss_mb": usage.ru_maxrss / 1024}
+    return {
+        "rc": proc.returncode,
+        "seconds": seconds,
+        "cpu_seconds": usage.ru_utime + usage.ru_stime,
+        "peak_rss_mb": usage.ru_maxrss / 1024,
+    }
 
 
 def reset_schema(url: str, schema: str) -> None:
@@ -375,6 +380,11 @@ def loaders(
         "target-pipeboard-postgres": (
             [str(bin_dir / "target-pipeboard-postgres")],
             {"database_url": url},
+        ),
+        # The cost of the data-quality figures (on by default): the same target without them.
+        "target-pipeboard-postgres, data_quality off": (
+            [str(bin_dir / "target-pipeboard-postgres")],
+            {"database_url": url, "data_quality": False},
         ),
     }
     if baseline is not None:
@@ -473,6 +483,7 @@ def run(
                 "runs": len(runs),
                 "rc": max(m["rc"] for m in runs),
                 "seconds": round(mid["seconds"], 2),
+                "cpu_seconds": round(sorted(m["cpu_seconds"] for m in runs)[len(runs) // 2], 2),
                 "rows_per_s": round(rows / mid["seconds"]),
                 "peak_rss_mb": round(max(m["peak_rss_mb"] for m in runs)),
                 "rows_in_table": mid["rows_in_table"],

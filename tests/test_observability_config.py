@@ -14,6 +14,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 from tap_pipedrive.metrics import TapMetrics
 from target_pipeboard_postgres.metrics import TargetMetrics
+from target_pipeboard_postgres.quality import QualityMetrics
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -42,6 +43,9 @@ def _series_names(registry: CollectorRegistry) -> dict[str, set[str]]:
 def exported() -> dict[str, set[str]]:
     families = _series_names(TapMetrics().registry)
     families.update(_series_names(TargetMetrics().registry))
+    quality = CollectorRegistry()
+    QualityMetrics(quality)  # the data-quality gauges, pushed in the target's registry
+    families.update(_series_names(quality))
     return families
 
 

@@ -105,6 +105,13 @@ def test_a_key_the_schema_does_not_know_takes_the_plain_path(
     )
     assert not any("label_ids" in p for p in persons)
     assert "Properties ['label_ids'] of 'persons' are not in the catalog schema" in caplog.text
+    # Counted for the data-quality metrics: one dropped value per person the API sent it for.
+    assert result.tap is not None
+    dropped = result.tap.api.metrics.registry.get_sample_value(
+        "pipeboard_tap_values_dropped_total", {"stream": "persons", "reason": "not_in_schema"}
+    )
+    sent = sum(1 for p in pipedrive_simulator.truth("persons") if "label_ids" in p)
+    assert dropped == sent > 0
 
 
 def test_unselected_columns_and_carried_keys_are_not_emitted(

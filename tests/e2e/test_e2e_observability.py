@@ -13,6 +13,7 @@ import pytest
 import requests
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
+from psycopg import sql
 from tap_pipedrive.metrics import TapMetrics
 from tap_pipedrive.metrics import default_pipeline as tap_pipeline
 from target_pipeboard_postgres.metrics import TargetMetrics
@@ -210,6 +211,7 @@ def test_metrics_pushed_read_back_and_queried_by_prometheus(
     for name, job in ((TAP_LAST_SUCCESS, tap), (TARGET_LAST_SUCCESS, target)):
         assert started <= _value(samples, name, **job) <= time.time()
     assert _value(samples, "pipeboard_target_batch_rows_count", **target) >= 1
+    _assert_quality_recorded(pipeline, samples, target, deals)
     _prometheus_answers_every_dashboard_query(prometheus)
     sync_success = _value(samples, TAP_LAST_SUCCESS, **tap)
 
@@ -251,6 +253,38 @@ def test_metrics_pushed_read_back_and_queried_by_prometheus(
     assert _query(prometheus, _rule("PipeboardSyncStale")["expr"]) == []
 
 
+def _assert_quality_recorded(
+    pipeline: Any, samples: dict, target: dict[str, str], deals: int
+) -> None:
+    """The run's data-quality figures: a `_pipeboard_quality` row per stream, and the same
+    figures pushed."""
+    rows = pipeline.query(
+        sql.SQL(
+            "SELECT rows_received, rows_inserted, rows_updated, succeeded, replication_key, "
+            "freshness_lag_seconds, null_share FROM {} WHERE stream = %s"
+        ).format(pipeline.table("_pipeboard_quality")),
+        "deals",
+    )
+    (row,) = rows
+    received, inserted, updated, succeeded, key, lag, null_share = row
+    assert (received, inserted, updated, succeeded) == (deals, deals, 0, True)
+    assert key == "update_time"
+    assert lag > 0
+    assert null_share["id"] == 0.0
+    assert all(0 <= share <= 1 for share in null_share.values())
+    streams = {
+        r[0]
+        for r in pipeline.query(
+            sql.SQL("SELECT stream FROM {}").format(pipeline.table("_pipeboard_quality"))
+        )
+    }
+    assert {"deals", "persons", "stages", "deal_products"} <= streams
+    quality = {"stream": "deals", **target}
+    assert _value(samples, "pipeboard_target_quality_rows", outcome="inserted", **quality) == deals
+    assert _value(samples, "pipeboard_target_quality_freshness_lag_seconds", **quality) == lag
+    assert _value(samples, "pipeboard_target_quality_null_share", column="id", **quality) == 0
+
+
 def _until_in_rule(prometheus: str, expr: str, labels: dict[str, str]) -> None:
     """Wait until Prometheus (scraping every second) has a series with ``labels`` for ``expr``."""
     deadline = time.monotonic() + 30
@@ -289,7 +323,16 @@ def _prometheus_answers_every_dashboard_query(prometheus: str) -> None:
                 empty.append(target["expr"])
     # Counters with labels have no series until something happens (no 429, no widened column
     # in a clean run); every other panel has data after one run.
-    allowed_empty = ("rate_limited", "retries", "columns_widened", "columns_added")
+    # The NULL-share jump compares with the previous run, and this is the first; the tap drops
+    # no value of the simulator's records.
+    allowed_empty = (
+        "rate_limited",
+        "retries",
+        "columns_widened",
+        "columns_added",
+        "null_share_previous",
+        "values_dropped",
+    )
     assert [e for e in empty if not any(word in e for word in allowed_empty)] == []
     rules = requests.get(f"{prometheus}/api/v1/rules", timeout=10).json()["data"]["groups"]
     alerts = {rule["name"]: rule for group in rules for rule in group["rules"]}

@@ -167,6 +167,9 @@ class PipedriveStream(SeamStream):
         if allowed.issuperset(record):
             return
         extra = record.keys() - allowed
+        unknown = extra - self.schema["properties"].keys()
+        if unknown:  # data quality: what Pipedrive sent that no column can hold
+            self.api.metrics.values_dropped.labels(self.name, "not_in_schema").inc(len(unknown))
         if not self._warned_extra:
             self._warned_extra = True
             self.logger.info(

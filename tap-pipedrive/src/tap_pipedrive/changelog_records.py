@@ -24,7 +24,8 @@ import typing as t
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from tap_pipedrive.custom_fields import COMPOSITE_PARTS, CustomField, _label, _labels
+from tap_pipedrive.custom_fields import COMPOSITE_PARTS, CustomField
+from tap_pipedrive.record_code import label_of, labels_of
 
 # Keys the changelog may use where the v2 record (and so the table) names the field otherwise.
 KEY_ALIASES: dict[str, dict[str, str]] = {
@@ -117,10 +118,10 @@ class Column:
         if text is None:
             return None
         if field.field_type == "enum":
-            return _label(text, field.options)
+            return label_of(text, field.options)
         if field.field_type == "set":
             chosen = _json_or_text(text)
-            return _labels(chosen if isinstance(chosen, list) else text, field.options)
+            return labels_of(chosen if isinstance(chosen, list) else text, field.options)
         if field.field_type in COMPOSITE_PARTS:
             whole = _json_or_text(text)
             if isinstance(whole, dict):

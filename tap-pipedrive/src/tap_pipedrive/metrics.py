@@ -105,6 +105,13 @@ class TapMetrics:
             ["kind"],
             registry=self.registry,
         )
+        self.values_dropped = Counter(
+            "pipeboard_tap_values_dropped_total",
+            "Values the tap received but did not emit, by reason (not_in_schema: a property "
+            "Pipedrive sent that the stream's schema does not know).",
+            ["stream", "reason"],
+            registry=self.registry,
+        )
         self.retries = Counter(
             "pipeboard_tap_retries_total",
             "Requests retried after a failure.",

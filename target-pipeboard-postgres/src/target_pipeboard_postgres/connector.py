@@ -30,6 +30,8 @@ from target_pipeboard_postgres.settings import ConnectionSpec, connection_spec, 
 
 logger = logging.getLogger(__name__)
 
+# Called with the connection and the staging table's name, before the table is written.
+StagedHook = Callable[["psycopg.Connection[Any]", str], object]
 SOURCE_KEY_ANNOTATIONS = ("x-pipedrive-key", "x-source-key")
 SOURCE_SUBFIELD_ANNOTATIONS = ("x-pipedrive-subfield", "x-source-subfield")
 _COPY_LINE = re.compile(r"line (\d+)")
@@ -364,13 +366,16 @@ class PostgresConnector(SQLConnector):
         hard_delete: bool,
         expansions: Sequence[PostLoadExpansion] = (),
         dedupe: bool = True,
+        on_staged: StagedHook | None = None,
     ) -> None:
         """Load one batch in one transaction: COPY to a stage, de-duplicate, upsert.
 
         Each of ``expansions`` runs inside the batch's transaction once the rows are in place
         (see :mod:`.post_load`). ``dedupe`` false skips the de-duplication (the caller saw no
         repeated key); should the database still find two rows for one key (values equal only
-        after conversion), the batch is loaded again with it.
+        after conversion), the batch is loaded again with it. ``on_staged(connection, stage)``
+        runs in the transaction once the batch is staged and de-duplicated, before the table is
+        written (only when a staging table is used: data-quality classification).
         """
         load = functools.partial(
             self._load_batch,
@@ -382,6 +387,7 @@ class PostgresConnector(SQLConnector):
             upsert=upsert,
             hard_delete=hard_delete,
             expansions=expansions,
+            on_staged=on_staged,
         )
         try:
             load(dedupe=dedupe, direct=not dedupe)
@@ -406,6 +412,7 @@ class PostgresConnector(SQLConnector):
         expansions: Sequence[PostLoadExpansion],
         dedupe: bool,
         direct: bool,
+        on_staged: StagedHook | None = None,
     ) -> None:
         keys = layout.key_columns
         deletes = hard_delete and sql_builders.DELETED_AT in columns
@@ -413,7 +420,16 @@ class PostgresConnector(SQLConnector):
         try:
             with conn.transaction(), conn.cursor() as cur:
                 source = self._write_batch(
-                    cur, layout, load_table, columns, rows, upsert, deletes, dedupe, direct
+                    cur,
+                    layout,
+                    load_table,
+                    columns,
+                    rows,
+                    upsert,
+                    deletes,
+                    dedupe,
+                    direct,
+                    on_staged,
                 )
                 if expansions:
                     batch = LoadedBatch(
@@ -439,6 +455,7 @@ class PostgresConnector(SQLConnector):
         deletes: bool,
         dedupe: bool,
         direct: bool,
+        on_staged: StagedHook | None = None,
     ) -> Callable[[], pgsql.Composable]:
         """Write the batch's rows; a function giving a relation that holds them."""
         schema = layout.schema
@@ -467,6 +484,8 @@ class PostgresConnector(SQLConnector):
         self._copy_rows(cur, sql_builders.copy_into_stage(stage, columns), rows)
         if dedupe:
             cur.execute(sql_builders.dedupe_stage(stage, keys))
+        if on_staged is not None:
+            on_staged(cur.connection, stage)
         if deletes:
             cur.execute(sql_builders.delete_marked_from_stage(schema, load_table, stage, keys))
         if layout.has_unique_key:

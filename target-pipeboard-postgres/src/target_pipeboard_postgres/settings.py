@@ -49,6 +49,7 @@ BOOLEAN_SETTINGS = (
     "ssl_enable",
     "process_activate_version_messages",
     "exact_numbers",
+    "data_quality",
 )
 _TRUE = {"true", "t", "yes", "y", "on", "1"}
 _FALSE = {"false", "f", "no", "n", "off", "0", ""}
@@ -180,6 +181,13 @@ CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
             "batch is committed and the STATE they cover is emitted, also while the input is "
             "idle."
         ),
+    ),
+    _flag(
+        "data_quality",
+        "Measure each stream's data quality (rows inserted/updated/unchanged/retired, NULL "
+        "share per column, values changed or refused, duplicate keys, columns added or "
+        "widened, freshness lag) into `_pipeboard_quality` and the pushed metrics.",
+        default=True,
     ),
     th.Property(
         "pushgateway_url",

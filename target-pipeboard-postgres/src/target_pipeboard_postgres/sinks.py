@@ -9,7 +9,14 @@ from typing import Any, Protocol
 
 import psycopg
 
-from target_pipeboard_postgres import child_sets, column_types, identifiers, sql_builders, values
+from target_pipeboard_postgres import (
+    child_sets,
+    column_types,
+    identifiers,
+    quality,
+    sql_builders,
+    values,
+)
 from target_pipeboard_postgres.commit_ledger import Batch, CommitLedger
 from target_pipeboard_postgres.connector import BatchFailure, PostgresConnector, TableLayout
 from target_pipeboard_postgres.errors import (
@@ -20,6 +27,7 @@ from target_pipeboard_postgres.errors import (
 )
 from target_pipeboard_postgres.metrics import TargetMetrics
 from target_pipeboard_postgres.post_load import PostLoadExpansion
+from target_pipeboard_postgres.quality import RunQuality
 from target_pipeboard_postgres.sdk_seam import SinkSeam
 from target_pipeboard_postgres.settings import DEFAULT_BATCH_SIZE_BYTES, DEFAULT_BATCH_SIZE_ROWS
 
@@ -36,6 +44,7 @@ class SinkHost(Protocol):
 
     ledger: CommitLedger
     metrics: TargetMetrics
+    quality: RunQuality
     current_version: int | None
 
     @property
@@ -189,6 +198,8 @@ class PostgresSink(SinkSeam):
             metrics.columns_added.labels(stream=self.stream_name).inc(layout.added)
         if layout.widened:
             metrics.columns_widened.labels(stream=self.stream_name).inc(layout.widened)
+        if layout.added or layout.widened:
+            self._target.quality.columns_changed(self.stream_name, layout.added, layout.widened)
         self._props = list(layout.columns)
         self._columns = [layout.columns[p] for p in self._props]
         properties: Mapping[str, Any] = self.schema["properties"]
@@ -316,11 +327,43 @@ class PostgresSink(SinkSeam):
         self.tally_record_read(len(rows))
         self.record_counter_metric.increment(len(rows))
 
+        measure = self._target.quality.enabled
+        props = list(self._props)
+        key_positions = [props.index(k) for k in self._key_properties if k in props]
+        classified: list[tuple[int, int, int] | None] = []
+
+        def classify(conn: psycopg.Connection[Any], stage: str) -> None:
+            # Before the upsert: which staged rows are new, changed or the same (last try wins).
+            classified[:] = [
+                quality.classify_staged(
+                    conn, stage, layout.schema, load_table, columns, layout.key_columns
+                )
+            ]
+
         def load() -> None:
             started = time.perf_counter()
-            self._load(layout, load_table, columns, rows, lines, dedupe=dedupe)
+            self._load(
+                layout,
+                load_table,
+                columns,
+                rows,
+                lines,
+                dedupe=dedupe,
+                on_staged=classify if measure else None,
+            )
             seconds = time.perf_counter() - started
             self._target.metrics.batch_committed(self.stream_name, len(rows), seconds)
+            if measure:
+                self._target.quality.batch_loaded(
+                    self.stream_name,
+                    props,
+                    columns,
+                    rows,
+                    key_positions,
+                    classified[0] if classified else None,
+                    repeated_keys=dedupe,
+                    staged=bool(classified),
+                )
             table = f"{self.schema_name}.{load_table}"
             # One line per batch; with the SDK's structured logging (SINGER_SDK_LOG_CONFIG, or
             # Meltano's `structured-logging`) the extra fields are JSON fields of the line.
@@ -353,6 +396,7 @@ class PostgresSink(SinkSeam):
         lines: list[int | None],
         *,
         dedupe: bool,
+        on_staged: Callable[[psycopg.Connection[Any], str], None] | None = None,
     ) -> None:
         known = [line for line in lines if line is not None]
         span = (min(known), max(known)) if known else None
@@ -369,6 +413,7 @@ class PostgresSink(SinkSeam):
                 # A child set is always staged: its retirement compares the parents' rows with
                 # the exact keys of the batch (see child_sets).
                 dedupe=dedupe or bool(self._children_of),
+                on_staged=on_staged,
             )
         except BatchFailure as failure:
             row = failure.row
@@ -393,6 +438,7 @@ class PostgresSink(SinkSeam):
             hard_delete=self._hard_delete,
             expansions=self.expansions,
         )
+        self._target.quality.retired(self.stream_name, affected)
         self.logger.info(
             "ACTIVATE_VERSION %s: %s %d rows of older versions",
             new_version,

@@ -26,6 +26,7 @@ from target_pipeboard_postgres.errors import (
 )
 from target_pipeboard_postgres.metrics import TargetMetrics, default_pipeline
 from target_pipeboard_postgres.post_load import PostLoadExpansion
+from target_pipeboard_postgres.quality import RunQuality
 from target_pipeboard_postgres.reader import SingerLineReader
 from target_pipeboard_postgres.sdk_seam import TargetSeam
 from target_pipeboard_postgres.sinks import DEFAULT_SCHEMA, PostgresSink
@@ -64,11 +65,15 @@ class TargetPipeboardPostgres(TargetSeam):
 
     def __init__(self, **kwargs: Any) -> None:
         self.metrics = TargetMetrics()
+        self._quality_written = False
         self._nul_counts: dict[str, int] = defaultdict(int)
         self._loaded_schemas: set[str] = set()
         self._tables: dict[tuple[str, str], str] = {}
         self._replication_keys: dict[str, str] = {}
         super().__init__(**kwargs)
+        self.quality = RunQuality(
+            self.metrics.registry, enabled=self.config.get("data_quality", True) is not False
+        )
         self.ledger = CommitLedger(
             wait_limit=float(
                 self.config.get("batch_wait_limit_seconds") or settings.DEFAULT_BATCH_WAIT_LIMIT
@@ -236,6 +241,13 @@ class TargetPipeboardPostgres(TargetSeam):
             previous.superseded = True
         if isinstance(current, PostgresSink):
             self._loaded_schemas.add(current.schema_name)
+            bookmarks = message_dict.get("bookmark_properties")
+            self.quality.declared(
+                stream,
+                current.schema_name,
+                current.table_name,
+                bookmarks if isinstance(bookmarks, list) else None,
+            )
 
     def _claim_table(self, stream: str) -> None:
         """Refuse a second stream whose name conforms to a table another stream loads."""
@@ -291,6 +303,10 @@ class TargetPipeboardPostgres(TargetSeam):
                     stream,
                 )
             self._expand_stage_history()
+            self._finish_quality(succeeded=True)
+        except Exception as exc:
+            self._finish_failed_quality(exc)
+            raise
         finally:
             self._close()
 
@@ -298,6 +314,31 @@ class TargetPipeboardPostgres(TargetSeam):
         self.ledger.close()
         if self.connector_opened:
             self.target_connector.close()
+
+    def _finish_failed_quality(self, error: BaseException) -> None:
+        """After a failure: record the refused record and what was loaded, if still possible."""
+        try:
+            self._finish_quality(succeeded=False, error=error)
+        except Exception:
+            self.logger.exception("Could not record the run's data quality")
+
+    def _finish_quality(self, *, succeeded: bool, error: BaseException | None = None) -> None:
+        """Write the run's quality figures (one row per stream) and set their gauges (once)."""
+        if self._quality_written or not self.quality.enabled:
+            return
+        self._quality_written = True
+        stream = getattr(error, "stream", None)
+        if error is not None and isinstance(stream, str) and stream in self.quality.streams:
+            self.quality.refused(stream, error)
+        pipeline = self.config.get("metrics_pipeline") or default_pipeline()
+        conn = self.target_connector.pg if self.connector_opened else None
+        self.quality.finish(conn, self._nul_counts, pipeline=pipeline, succeeded=succeeded)
+        self.logger.info(
+            "Data quality of %d stream(s) written to %s (%.3f s measuring)",
+            len(self.quality.streams),
+            "_pipeboard_quality",
+            self.quality.seconds,
+        )
 
     def _expand_stage_history(self) -> None:
         """Derived deal stage history, once this run's batches are all committed."""
@@ -326,8 +367,9 @@ class TargetPipeboardPostgres(TargetSeam):
             finally:
                 self.ledger.stop_watch()
             self.ledger.raise_deferred()
-        except Exception:
+        except Exception as exc:
             self._salvage()
+            self._finish_failed_quality(exc)
             self._close()
             raise
         except BaseException:

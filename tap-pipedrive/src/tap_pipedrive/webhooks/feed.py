@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from tap_pipedrive.api import OPENAPI
 from tap_pipedrive.backfill import DealHead, format_time
 from tap_pipedrive.custom_fields import CustomField
+from tap_pipedrive.sdk_seam import send_with_retries
 from tap_pipedrive.webhooks.events import DEFAULT_SCHEMA, EventReader, StoredEvent
 
 if t.TYPE_CHECKING:
@@ -333,7 +334,8 @@ def fetch_by_ids(stream: PipedriveStream, ids: list[int], result: FeedResult) ->
         prepared = stream.build_prepared_request(
             method="GET", url=f"{stream.url_base}{path}", params=params, headers=stream.http_headers
         )
-        response = stream.api.send(prepared, path, cost=stream.api.cost_of("GET", path))
+        context = {"is_archived": True} if path == archived else None
+        response = send_with_retries(stream, prepared, context)
         result.requests += 1
         for row in stream.parse_response(response):
             ident = stream.row_value(row, "id") if not isinstance(row, dict) else row.get("id")
