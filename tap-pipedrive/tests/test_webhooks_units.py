@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tap_pipedrive.fields import CustomField
+from tap_pipedrive.custom_fields import CustomField
 from tap_pipedrive.webhooks.events import Event, StoredEvent
 from tap_pipedrive.webhooks.feed import (
     OPTIONAL_KEYS,

@@ -35,7 +35,7 @@ import psycopg
 from prometheus_client import CollectorRegistry, Gauge
 from psycopg import sql
 
-from target_pipeboard_postgres.sql import DELETED_AT, lock_schema_ddl
+from target_pipeboard_postgres.sql_builders import DELETED_AT, lock_schema_ddl
 
 QUALITY_TABLE = "_pipeboard_quality"
 # Metadata columns the target or the SDK fill each run: a row whose data is the same but whose
