@@ -47,7 +47,7 @@ def flatteners(sim: t.Any) -> dict[str, t.Any]:
     out = {}
     for entity in ENTITIES:
         stream = tap.streams[entity]
-        out[entity] = stream._flatten
+        out[entity] = stream._build_plain
     return out
 
 

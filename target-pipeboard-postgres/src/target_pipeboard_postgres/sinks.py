@@ -156,11 +156,6 @@ class PostgresSink(SinkSeam):
             self._children_of = child_sets.parent_properties(self.schema, self._key_properties)
         except ValueError as exc:
             raise SchemaError(self.stream_name, self._target.current_line, str(exc)) from None
-        if self._children_of:
-            self.expansions = [
-                *self.expansions,
-                child_sets.ChildSetRetirement(self._children_of, hard_delete=self._hard_delete),
-            ]
         self._prepare()
 
     def _prepare(self) -> None:
@@ -192,6 +187,10 @@ class PostgresSink(SinkSeam):
             ) from None
         layout = self.layout
         self.expansions = self._target.post_load_expansions(self.stream_name, layout, history)
+        if self._children_of:
+            self.expansions.append(
+                child_sets.ChildSetRetirement(self._children_of, hard_delete=self._hard_delete)
+            )
         self._one_row_per_key = history is not None
         metrics = self._target.metrics
         if layout.added:
