@@ -263,3 +263,11 @@ def test_history_streams_given_as_text_is_read():
     assert HistorySettings.from_config("deals,persons", None).streams == {"deals", "persons"}
     with pytest.raises(InvalidSettingError, match="expected a list of stream names"):
         HistorySettings.from_config({"deals": True}, None)
+
+
+def test_history_streams_from_an_environment_variable_reach_the_target(target_config):
+    config = {**target_config, "history_streams": '["deals", "persons"]'}
+    target = TargetPipeboardPostgres(config=config)
+    assert target.config["history_streams"] == ["deals", "persons"]
+    assert target.history.applies("persons")
+    assert not target.history.applies("stages")

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -72,6 +73,14 @@ def config_property() -> th.Property[Any]:
             "`load_method: upsert`."
         ),
     )
+
+
+def normalize(config: MutableMapping[str, Any]) -> None:
+    """Before the SDK validates the config: a list given as text (an environment variable,
+    ``'["deals"]'`` or ``deals,persons``) becomes a list."""
+    value = config.get(SETTING_NAME)
+    if isinstance(value, str):
+        config[SETTING_NAME] = sorted(HistorySettings.from_config(value, "upsert").streams)
 
 
 @dataclass(frozen=True)

@@ -109,6 +109,7 @@ class TargetPipeboardPostgres(TargetSeam):
     def normalize_config(self, config: dict[str, Any]) -> None:
         """The one place config is coerced (see settings.NUMBER_SETTINGS)."""
         settings.normalize(config)
+        history_mode.normalize(config)
 
     def make_connector(self) -> PostgresConnector:
         """The connector all sinks share; batches load on the ledger's loader thread."""
