@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import typing as t
 
+from singer_sdk.exceptions import AbortedSyncFailedException, AbortedSyncPausedException
 from typing_extensions import override
 
 from tap_pipedrive.client import DELETED_AT, PipedriveStream
@@ -251,7 +252,10 @@ class ChildRowsParent(PipedriveStream):
             if isinstance(child, ChildRowsStream) != batch:
                 continue
             if child.selected or child.has_selected_descendents:
-                child.sync(context=child_context)
+                try:
+                    child.sync(context=child_context)
+                except (AbortedSyncFailedException, AbortedSyncPausedException):
+                    continue  # as the SDK does: the other children still get their rows
 
     @override
     def _write_state_message(self) -> None:
