@@ -225,6 +225,10 @@ def _coverage_cases(ids):
         ("/api/v2/projectTemplates", {"limit": 100}),
         ("/api/v2/tasks", {"limit": 100}),
         ("/api/v2/deals/installments", {"deal_ids": "3,13,23,4"}),
+        (f"/api/v2/persons/{ids['person']}/followers", {}),
+        (f"/api/v2/organizations/{ids['organization']}/followers", {}),
+        ("/api/v2/products/3/followers", {}),
+        ("/api/v2/products/3/variations", {"limit": 100}),
     ]
 
 

@@ -86,6 +86,10 @@ OBJECTS = {
     "lead_label_assignments": "Lead labels of each lead",
     "project_deals": "Deals of each project",
     "field_options": "Field options (every entity)",
+    "person_followers": "Person followers",
+    "organization_followers": "Organization followers",
+    "product_followers": "Product followers",
+    "product_variations": "Product variations",
 }
 
 
@@ -113,7 +117,9 @@ def _endpoint_text(stream: PipedriveStream) -> str:
         values = ", ".join(str(v) for v in stream.partition_values)
         text += f" per `{stream.partition_key}` ({values})"
     if isinstance(stream, PerParentStream) and stream.parent_stream_type is not None:
-        text += f", one request per `{stream.parent_stream_type.name}` record"
+        parent = stream.parent_stream_type
+        changed = " changed since the bookmark" if issubclass(parent, IncrementalStream) else ""
+        text += f", one request per `{parent.name}` record{changed}"
     if stream.name == "deal_stage_changes":
         return "`/api/v1/deals/{id}/changelog` (or `/flow`), per changed deal"
     if stream.name in {"deal_products", "deal_installments"}:

@@ -75,6 +75,10 @@ STREAM_ENDPOINTS: dict[str, tuple[str, str]] = {
     "permission_set_assignments": ("v1", "/permissionSets/{id}/assignments"),
     "mail_threads": ("v1", "/mailbox/mailThreads"),
     "user_permissions": ("v1", "/users/{id}/permissions"),
+    "person_followers": ("v2", "/persons/{id}/followers"),
+    "organization_followers": ("v2", "/organizations/{id}/followers"),
+    "product_followers": ("v2", "/products/{id}/followers"),
+    "product_variations": ("v2", "/products/{id}/variations"),
 }
 
 # Lists that sit under a key of ``data`` rather than being ``data`` itself.
@@ -88,6 +92,9 @@ PARENT_PROPERTIES: dict[str, dict[str, Any]] = {
     },
     "role_settings": {"role_id": {"type": ["integer"]}},
     "user_permissions": {"user_id": {"type": ["integer"]}},
+    "person_followers": {"person_id": {"type": ["integer"]}},
+    "organization_followers": {"organization_id": {"type": ["integer"]}},
+    "product_followers": {"product_id": {"type": ["integer"]}},
 }
 # Response properties a stream leaves out (the goal itself is the goals stream's record).
 DROPPED_PROPERTIES = {"goal_results": ("goal",)}

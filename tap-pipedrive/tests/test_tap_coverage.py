@@ -51,6 +51,10 @@ NEW_STREAMS = sorted(
         "activity_attendees",
         "lead_label_assignments",
         "field_options",
+        "person_followers",
+        "organization_followers",
+        "product_followers",
+        "product_variations",
     }
 )
 
@@ -209,6 +213,10 @@ def test_the_opt_in_streams_are_the_per_parent_ones():
         "role_settings",
         "permission_set_assignments",
         "user_permissions",
+        "person_followers",
+        "organization_followers",
+        "product_followers",
+        "product_variations",
     }
     children = {cls.name for cls in STREAM_TYPES if issubclass(cls, ChildRowsStream)}
     assert not children & names  # free: selected by default
@@ -291,3 +299,60 @@ def test_added_and_removed_children_are_reflected_after_the_next_run(
     assert _live(postgres_url, pg_schema, "lead_label_assignments", "lead_id, label_id") == {
         (x["id"], label) for x in every_lead for label in x["label_ids"]
     }
+
+
+def test_per_record_streams_read_only_the_records_changed_since_the_bookmark(
+    pipedrive_simulator_factory, run, config_for, catalog_with
+):
+    sim = pipedrive_simulator_factory(seed=3, deals=40)
+    config = config_for(sim)
+    streams = [
+        "person_followers",
+        "organization_followers",
+        "product_followers",
+        "product_variations",
+    ]
+    # The parents' bookmarks advance only for selected parents (as in the sync job).
+    catalog = catalog_with(config, [*streams, "persons", "organizations", "products"])
+    first = run(config, catalog=catalog)
+    assert first.error is None
+    users = sim.simulator.account.gen.user_ids
+
+    def followers(rec):
+        extra = users[rec["id"] % len(users)]
+        found = {rec.get("owner_id") or users[0]}
+        if rec["id"] % 3 == 0:
+            found.add(extra)
+        return found
+
+    for stream, parent, column in (
+        ("person_followers", "persons", "person_id"),
+        ("organization_followers", "organizations", "organization_id"),
+        ("product_followers", "products", "product_id"),
+    ):
+        got = {(r[column], r["user_id"]) for r in first.records(stream)}
+        live = [r for r in sim.truth(parent) if not r.get("is_deleted")]
+        assert got == {(r["id"], u) for r in live for u in followers(r)}, stream
+    variations = first.records("product_variations")
+    assert {(r["product_id"], r["id"]) for r in variations} == {
+        (p["id"], p["id"] * 10 + k)
+        for p in sim.truth("products")
+        if p["id"] % 3 == 0
+        for k in (1, 2)
+    }
+
+    sim.advance(3600)
+    person = sim.truth("persons")[4]
+    product = next(p for p in sim.truth("products") if p["id"] % 3 == 0)
+    sim.update("persons", person["id"], name="Renamed person")
+    sim.update("products", product["id"], name="Renamed product")
+    sim.reset_stats()
+    second = run(config, state=first.state, catalog=catalog)
+    assert second.error is None
+    endpoints = sim.stats()["endpoints"]
+    assert endpoints["GET /api/v2/persons/{id}/followers"]["requests"] == 1
+    assert endpoints["GET /api/v2/products/{id}/followers"]["requests"] == 1
+    assert endpoints["GET /api/v2/products/{id}/variations"]["requests"] == 1
+    assert "GET /api/v2/organizations/{id}/followers" not in endpoints
+    assert {r["person_id"] for r in second.records("person_followers")} == {person["id"]}
+    assert {r["product_id"] for r in second.records("product_variations")} == {product["id"]}

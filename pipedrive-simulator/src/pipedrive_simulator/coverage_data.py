@@ -90,6 +90,11 @@ USER_PERMISSIONS = (
 )
 
 
+# These objects grow with the account up to the size of this many deals (a million-deal
+# account does not have 200,000 call logs in its seed).
+MAX_SCALED_DEALS = 10_000
+
+
 def lead_label_id(index: int) -> str:
     return str(uuid.UUID(int=0x1EAD0000 + index))
 
@@ -110,9 +115,17 @@ class CoverageData:
         self._deals = sizes.deals
         self._persons = sizes.persons
         self._orgs = sizes.organizations
-        self.tables: dict[str, dict[Any, dict[str, Any]]] = {kind: {} for kind in KINDS}
+        self._tables: dict[str, dict[Any, dict[str, Any]]] | None = None
         self.project_fields = self._project_field_defs()
-        self._build(sizes.deals)
+
+    @property
+    def tables(self) -> dict[str, dict[Any, dict[str, Any]]]:
+        """The tables, built at first use (a million-deal account starts as fast as before)."""
+        with self.lock:
+            if self._tables is None:
+                self._tables = {kind: {} for kind in KINDS}
+                self._build(min(self.account.sizes.deals, MAX_SCALED_DEALS))
+            return self._tables
 
     # -- changes (tests and the control API) -------------------------------------------------
     def rows(self, kind: str) -> list[dict[str, Any]]:

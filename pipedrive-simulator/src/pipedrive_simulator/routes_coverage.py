@@ -250,6 +250,49 @@ class CoverageRoutes:
         ]
         return _v1_page(req, rows)
 
+    # -- per-record lists: followers, product variations ---------------------------------------
+    def _record(self, stream: str, req: Request) -> Row:
+        rec = self.account.stores[stream].get(_int_path(req))
+        if rec is None or rec.get("is_deleted"):
+            raise not_found(stream[:-1].capitalize())
+        return rec
+
+    def followers(self, req: Request, stream: str) -> Response:
+        """A record's followers: its owner, and for every third record one more user."""
+        with self.account.lock:
+            rec = self._record(stream, req)
+            users = self.account.gen.user_ids
+            owner = rec.get("owner_id") or users[0]
+            rows = [{"user_id": owner, "add_time": rec["add_time"]}]
+            extra = users[rec["id"] % len(users)]
+            if rec["id"] % 3 == 0 and extra != owner:
+                rows.append({"user_id": extra, "add_time": rec["update_time"]})
+        return _v2_page(req, rows)
+
+    def product_variations(self, req: Request) -> Response:
+        """Every third product has two variations (ids product_id * 10 + 1, + 2)."""
+        with self.account.lock:
+            product = self._record("products", req)
+        rows = [
+            {
+                "id": product["id"] * 10 + k,
+                "name": f"{product['name']} ({size})",
+                "product_id": product["id"],
+                "prices": [
+                    {
+                        "price": 10.0 * k,
+                        "currency": "EUR",
+                        "cost": 5.0 * k,
+                        "notes": None,
+                        "product_variation_id": product["id"] * 10 + k,
+                    }
+                ],
+            }
+            for k, size in ((1, "S"), (2, "L"))
+            if product["id"] % 3 == 0
+        ]
+        return _v2_page(req, rows)
+
     # -- mailbox and user permissions ----------------------------------------------------------
     def mail_threads(self, req: Request) -> Response:
         folder = enum_param(req, "folder", MAIL_FOLDERS, "inbox")
@@ -262,6 +305,14 @@ class CoverageRoutes:
         if self.account.stores["users"].get(user_id) is None:
             raise not_found("User")
         return Response.json({"success": True, "data": self.data.user_permissions(user_id)})
+
+
+def _bound(method: Callable[[Request, str], Response], arg: str) -> Callable[[Request], Response]:
+    def handler(req: Request) -> Response:
+        return method(req, arg)
+
+    handler.__name__ = method.__name__
+    return handler
 
 
 def register(router: Router, routes: CoverageRoutes) -> None:
@@ -290,6 +341,10 @@ def register(router: Router, routes: CoverageRoutes) -> None:
         ("/projectTemplates", routes.project_templates),
         ("/tasks", routes.tasks),
         ("/deals/installments", routes.installments),
+        ("/persons/{id}/followers", _bound(routes.followers, "persons")),
+        ("/organizations/{id}/followers", _bound(routes.followers, "organizations")),
+        ("/products/{id}/followers", _bound(routes.followers, "products")),
+        ("/products/{id}/variations", routes.product_variations),
     )
     # Inserted ahead of the existing routes so that e.g. /users/{id}/permissions and
     # /deals/installments are not taken for /users/{id} or /deals/{id}.

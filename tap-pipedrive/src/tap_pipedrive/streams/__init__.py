@@ -41,6 +41,12 @@ from tap_pipedrive.streams.fields import (
     PersonFieldsStream,
     ProductFieldsStream,
 )
+from tap_pipedrive.streams.followers import (
+    OrganizationFollowersStream,
+    PersonFollowersStream,
+    ProductFollowersStream,
+    ProductVariationsStream,
+)
 from tap_pipedrive.streams.goals import GoalResultsStream, GoalsStream
 from tap_pipedrive.streams.installments import DealInstallmentsStream
 from tap_pipedrive.streams.leads_setup import (
@@ -125,6 +131,11 @@ STREAM_TYPES: list[type[PipedriveStream]] = [
     LeadLabelAssignmentsStream,
     ProjectDealsStream,
     FieldOptionsStream,
+    # One request per record changed since the bookmark (opt-in).
+    PersonFollowersStream,
+    OrganizationFollowersStream,
+    ProductFollowersStream,
+    ProductVariationsStream,
 ]
 
 # Streams a run reads only when the catalog selects them: each costs one request per record of
@@ -142,6 +153,10 @@ OPT_IN_STREAM_TYPES: frozenset[type[PipedriveStream]] = frozenset(
         RoleSettingsStream,
         PermissionSetAssignmentsStream,
         UserPermissionsStream,
+        PersonFollowersStream,
+        OrganizationFollowersStream,
+        ProductFollowersStream,
+        ProductVariationsStream,
     }
 )
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import typing as t
 
+from singer_sdk.exceptions import AbortedSyncFailedException, AbortedSyncPausedException
 from typing_extensions import override
 
 from tap_pipedrive.client import DELETED_AT, PipedriveStream
@@ -82,6 +83,17 @@ class PerParentStream(PipedriveStream):
     def get_url(self, context: Context | None) -> str:
         ident = str((context or {}).get("id", ""))
         return f"{self.url_base}{self.endpoint_for(context).replace('{id}', ident)}"
+
+    @override
+    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        if (context or {}).get("id") is None:
+            return  # a context for other children of the parent (a batch of child rows)
+        yield from super().get_records(context)
+
+    @property
+    def _typed_pages(self) -> None:
+        # Plain JSON rows: the parent's id is added to each (see post_process).
+        return None
 
     @override
     def post_process(self, row: t.Any, context: Context | None = None) -> dict[str, t.Any] | None:
@@ -185,6 +197,12 @@ class ChildRowsParent(PipedriveStream):
     def _child_rows_wanted(self) -> list[ChildRowsStream]:
         return [c for c in self.child_streams if isinstance(c, ChildRowsStream) and c.selected]
 
+    def _per_record_wanted(self) -> bool:
+        return any(
+            isinstance(c, PerParentStream) and (c.selected or c.has_selected_descendents)
+            for c in self.child_streams
+        )
+
     def carry_for_children(self, record: dict[str, t.Any]) -> dict[str, t.Any]:
         """What of a record the children need (its id and their arrays)."""
         keep = {"id": record.get("id"), "update_time": record.get("update_time")}
@@ -196,8 +214,9 @@ class ChildRowsParent(PipedriveStream):
     def generate_child_contexts(
         self, record: dict[str, t.Any], context: Context | None
     ) -> t.Iterable[Context | None]:
+        if self._per_record_wanted():
+            yield {"id": record.get("id")}
         if not self._child_rows_wanted():
-            yield from ()
             return
         self._pending_parents.append(self.carry_for_children(record))
         self._mark_empty = self._mark_empty or self.reads_changes(context)
@@ -223,6 +242,20 @@ class ChildRowsParent(PipedriveStream):
         if self._pending_parents:
             self._sync_children(self._take_batch())
         super().finish_full_read()
+
+    @override
+    def _sync_children(self, child_context: Context | None) -> None:
+        # A batch of child rows goes to the child-row streams, a record's id to the per-record
+        # streams: each child is synced only with the contexts meant for it.
+        batch = child_context is not None and "parent_batch" in child_context
+        for child in self.child_streams:
+            if isinstance(child, ChildRowsStream) != batch:
+                continue
+            if child.selected or child.has_selected_descendents:
+                try:
+                    child.sync(context=child_context)
+                except (AbortedSyncFailedException, AbortedSyncPausedException):
+                    continue  # as the SDK does: the other children still get their rows
 
     @override
     def _write_state_message(self) -> None:

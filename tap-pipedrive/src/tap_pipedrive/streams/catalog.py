@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from tap_pipedrive.client import IncrementalStream, PipedriveStream
+from tap_pipedrive.streams.bases import ChildRowsParent
 
 
-class ProductsStream(IncrementalStream):
+class ProductsStream(ChildRowsParent, IncrementalStream):
     name = "products"
     path = "/api/v2/products"
     fields_entity = "product"
+    carried_keys = ("id",)  # for the per-product streams, also when products are not selected
 
 
 class CurrenciesStream(PipedriveStream):
