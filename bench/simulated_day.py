@@ -170,7 +170,9 @@ def run_tap(config: dict[str, Any], state: dict[str, Any]) -> tuple[dict[str, An
 
 
 def day(mode: str, args: argparse.Namespace) -> ModeResult:
-    result = ModeResult(mode)
+    result = ModeResult(
+        mode if mode != "webhooks" else f"webhooks (poll every {args.poll_every} runs)"
+    )
     sim = pipedrive_simulator.start(seed=args.seed, deals=args.deals, plan="essential", seats=1)
     receiver = None
     schema = f"bench_day_{uuid.uuid4().hex[:8]}"
@@ -188,7 +190,11 @@ def day(mode: str, args: argparse.Namespace) -> ModeResult:
             register(
                 WebhookApi(sim.base_url, sim.api_token), receiver[1], Credentials(USER, PASSWORD)
             )
-            config.update(webhook_database_url=args.database_url, webhook_schema=schema)
+            config.update(
+                webhook_database_url=args.database_url,
+                webhook_schema=schema,
+                webhook_poll_every_runs=args.poll_every,
+            )
             event_log.SETTLE_SECONDS = 0.0
         # Start at midnight of the next simulated day, after the initial full sync.
         state, error, _ = run_tap(config, {})
@@ -225,6 +231,8 @@ def day(mode: str, args: argparse.Namespace) -> ModeResult:
             for change in pending:
                 if change.seen_after is None and seen(change, records):
                     change.seen_after = tick - change.at
+            if tick % 3600 == 0 and args.checkpoint:
+                checkpoint(args, result, pending, tick, sim)
             done = [c for c in pending if c.seen_after is not None]
             result.freshness.extend(c.seen_after for c in done if c.seen_after is not None)
             pending = [c for c in pending if c.seen_after is None]
@@ -243,6 +251,29 @@ def day(mode: str, args: argparse.Namespace) -> ModeResult:
                 conn.execute(
                     sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
                 )
+
+
+def checkpoint(
+    args: argparse.Namespace, result: ModeResult, pending: list[Change], tick: int, sim: Any
+) -> None:
+    """The figures so far (after each simulated hour), for a day cut short."""
+    stats = sim.stats()["total"]
+    seen_now = [c.seen_after for c in pending if c.seen_after is not None]
+    freshness = sorted([*result.freshness, *seen_now])
+    line = {
+        "mode": result.mode,
+        "hours": tick / 3600,
+        "runs": result.runs,
+        "failed_runs": result.failed_runs,
+        "budget_exhausted_at": result.budget_exhausted_at,
+        "tokens": stats["tokens"],
+        "requests": stats["requests"],
+        "changes_seen": len(freshness),
+        "changes_pending": len(pending) - len(seen_now),
+        "p50_min": percentile(freshness, 0.5) / 60,
+        "p95_min": percentile(freshness, 0.95) / 60,
+    }
+    print(json.dumps(line), file=sys.stderr, flush=True)
 
 
 def start_receiver(database_url: str, schema: str) -> tuple[subprocess.Popen[str], str]:
@@ -288,6 +319,12 @@ def main() -> None:
     parser.add_argument("--database-url", default=DEFAULT_URL)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--out", default="simulated_day")
+    parser.add_argument(
+        "--poll-every", type=int, default=12, help="webhooks mode: webhook_poll_every_runs"
+    )
+    parser.add_argument(
+        "--checkpoint", action="store_true", help="print the figures so far every simulated hour"
+    )
     args = parser.parse_args()
     results = [day(mode, args) for mode in args.modes.split(",")]
     print(

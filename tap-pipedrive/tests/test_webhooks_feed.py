@@ -170,3 +170,32 @@ def test_every_nth_run_polls_and_catches_what_no_event_brought(
     names = {r["id"]: r["name"] for r in third.records("organizations")}
     assert names[org["id"]] == "Seen by the safety net"
     assert third.state["bookmarks"]["organizations"]["webhook_runs"] == 3
+
+
+def test_a_merge_flags_the_merged_deal_deleted_and_updates_the_survivor(
+    pipedrive_simulator, receiver, postgres_url, pg_schema, run, config_for, catalog_with
+):
+    sim = pipedrive_simulator
+    register(WebhookApi(sim.base_url, sim.api_token), receiver.url, Credentials(USER, PASSWORD))
+    config = config_for(sim, webhook_database_url=postgres_url, webhook_schema=pg_schema)
+    catalog = catalog_with(config, ["deals"])
+    first = run(config, catalog=catalog)
+    assert first.error is None
+    merged, survivor = sim.truth("deals")[:2]
+    sim.advance(60)
+    sim.merge_deal(merged["id"], survivor["id"])
+    _settle(sim)
+    events = [e for e in stored_events(postgres_url, pg_schema) if e[1] == "deal"]
+    assert [(e[2], int(e[3])) for e in events] == [
+        ("delete", merged["id"]),
+        ("change", survivor["id"]),
+    ]
+    sim.reset_stats()
+    second = run(config, state=first.state, catalog=catalog)
+    assert second.error is None
+    by_id = {r["id"]: r for r in second.records("deals")}
+    assert by_id[merged["id"]]["_sdc_deleted_at"] is not None
+    assert by_id[merged["id"]]["status"] == "deleted"
+    assert by_id[survivor["id"]]["_sdc_deleted_at"] is None
+    now = next(d for d in sim.truth("deals") if d["id"] == survivor["id"])
+    assert by_id[survivor["id"]]["update_time"] == now["update_time"]
