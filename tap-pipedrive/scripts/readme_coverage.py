@@ -32,7 +32,12 @@ START, END = "<!-- coverage:start -->", "<!-- coverage:end -->"
 DEMO_SEED = 42  # scripts/demo.sh
 # Streams whose cost the table states instead of measuring: the stage history also lists deals
 # (which would blur the deals stream's count) and is budgeted by its own job.
-UNMEASURED = {"deal_stage_changes": "one request per changed deal (stage-history job)"}
+UNMEASURED = {
+    "deal_stage_changes": "one request per changed deal (stage-history job)",
+    "deal_changes": "one request per changed deal, shared with `deal_stage_changes` (history jobs)",
+    "person_changes": "one request per changed person (history jobs)",
+    "organization_changes": "one request per changed organization (history jobs)",
+}
 
 # What each stream holds, in a reader's words.
 OBJECTS = {
@@ -57,6 +62,9 @@ OBJECTS = {
     "notes": "Notes",
     "files": "Files",
     "deal_stage_changes": "Deal stage history",
+    "deal_changes": "Deal field changes (changelog)",
+    "person_changes": "Person field changes (changelog)",
+    "organization_changes": "Organization field changes (changelog)",
     "call_logs": "Call logs",
     "lead_labels": "Lead labels",
     "lead_sources": "Lead sources",
@@ -122,6 +130,11 @@ def _endpoint_text(stream: PipedriveStream) -> str:
         text += f", one request per `{parent.name}` record{changed}"
     if stream.name == "deal_stage_changes":
         return "`/api/v1/deals/{id}/changelog` (or `/flow`), per changed deal"
+    if stream.name == "deal_changes":
+        return "`/api/v1/deals/{id}/changelog`, per changed deal"
+    changelog = getattr(stream, "changelog_path", None)
+    if changelog:
+        return f"`{changelog}`, per changed {getattr(stream, 'entity', 'record')}"
     if stream.name in {"deal_products", "deal_installments"}:
         text += ", 100 deals per request"
     return text
@@ -174,7 +187,7 @@ def measure() -> tuple[dict[str, PipedriveStream], dict[str, int], dict[str, int
         sim.stop()
     owner: dict[str, str] = {}
     for stream in streams.values():
-        if not isinstance(stream, ChildRowsStream):
+        if not isinstance(stream, ChildRowsStream) and stream.name not in UNMEASURED:
             for path in _endpoints(stream):
                 owner.setdefault(_stat_key(path), stream.name)
     per_run: list[dict[str, int]] = []

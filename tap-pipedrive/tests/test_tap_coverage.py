@@ -208,6 +208,9 @@ def test_the_opt_in_streams_are_the_per_parent_ones():
     names = {cls.name for cls in OPT_IN_STREAM_TYPES}
     assert names == {
         "deal_stage_changes",
+        "deal_changes",
+        "person_changes",
+        "organization_changes",
         "goal_results",
         "role_assignments",
         "role_settings",
