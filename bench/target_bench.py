@@ -434,7 +434,9 @@ def run(
         samples: dict[tuple[str, str], list[dict]] = {}
         for _ in range(repeat):
             for name, (argv, config) in chosen.items():
+                # The process id too: two benches on one server must not drop each other's schema.
                 schema = "bench_" + "".join(c if c.isalnum() else "_" for c in name.lower())[:40]
+                schema += f"_{os.getpid()}"
                 config = {k: v for k, v in config.items() if v is not None}
                 if config:
                     config["default_target_schema"] = schema
