@@ -39,6 +39,7 @@ BATCH = 5
 COMMITTED = list(range(1, 11))  # two full batches, each followed by a STATE
 PENDING = [11, 12]  # in the open batch when the bad input arrives
 METADATA_TABLE = "_pipeboard_columns"  # the target's property -> column map, kept per schema
+QUALITY_TABLE = "_pipeboard_quality"  # the target's data-quality figures, one row per stream/run
 
 
 def committed_prefix() -> bytes:
@@ -388,7 +389,8 @@ def test_sql_looking_names_load_correctly_without_injection(
     assert run.returncode == 0, run.err_text[-3000:]
     assert run.states[-1] == {"bookmarks": {stream: {"position": 7}}}
 
-    new_tables = [t for t in tables(postgres_url, pg_schema) if t not in ("canary", METADATA_TABLE)]
+    own = ("canary", METADATA_TABLE, QUALITY_TABLE)
+    new_tables = [t for t in tables(postgres_url, pg_schema) if t not in own]
     assert len(new_tables) == 1, new_tables
     assert fetch_rows(postgres_url, pg_schema, "canary") == [{"v": "alive"}]
     rows = fetch_rows(postgres_url, pg_schema, new_tables[0])
@@ -424,5 +426,7 @@ def test_two_streams_conforming_to_one_table_are_not_merged(
     if run.returncode != 0:
         assert "orders" in run.err_text, run.err_text[-2000:]
         return
-    loaded = [t for t in tables(postgres_url, pg_schema) if t != METADATA_TABLE]
+    loaded = [
+        t for t in tables(postgres_url, pg_schema) if t not in (METADATA_TABLE, QUALITY_TABLE)
+    ]
     assert len(loaded) == 2, f"two streams share the table(s) {loaded}"
