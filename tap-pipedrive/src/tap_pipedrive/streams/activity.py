@@ -8,12 +8,14 @@ from tap_pipedrive.client import IncrementalStream, PipedriveStream
 class ActivitiesStream(IncrementalStream):
     name = "activities"
     path = "/api/v2/activities"
+    recents_item = "activity"
     fields_entity = "activity"
 
 
 class ActivityTypesStream(PipedriveStream):
     name = "activity_types"
     path = "/api/v1/activityTypes"
+    recents_item = "activityType"
     paginated = False
     deleted_flags = ()
 
@@ -21,6 +23,7 @@ class ActivityTypesStream(PipedriveStream):
 class NotesStream(IncrementalStream):
     name = "notes"
     path = "/api/v1/notes"
+    recents_item = "note"
     deleted_flags = (("active_flag", False),)
 
 
@@ -29,5 +32,6 @@ class FilesStream(PipedriveStream):
 
     name = "files"
     path = "/api/v1/files"
+    recents_item = "file"
     max_page_size = 100  # the endpoint's documented maximum
     deleted_flags = (("active_flag", False),)

@@ -8,6 +8,7 @@ from tap_pipedrive.client import IncrementalStream, PipedriveStream
 class ProductsStream(IncrementalStream):
     name = "products"
     path = "/api/v2/products"
+    recents_item = "product"
     fields_entity = "product"
 
 
