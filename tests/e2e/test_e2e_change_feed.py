@@ -77,6 +77,8 @@ def test_recents_decides_what_an_incremental_meltano_run_reads(
     simulator.reset_stats()
     pipeline.run()
     sent = _sent(simulator)
-    assert RECENTS not in sent
+    # With the field definitions cached, recents is the run's first request: the API's clock
+    # (its Date header) is known only from its answer, which is then not used.
+    assert sent.get(RECENTS, 0) <= 1
     assert sent.keys() >= COVERED
     pipeline.assert_matches_truth("deals")
