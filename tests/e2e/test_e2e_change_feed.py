@@ -27,6 +27,8 @@ COVERED = {
     "GET /api/v2/stages",
     "GET /v1/activityTypes",
 }
+# Dictionaries the tap keeps in the Redis cache (cache_ttl_seconds).
+CACHED = {"GET /v1/users", "GET /api/v2/pipelines", "GET /api/v2/stages"}
 
 
 def _sent(simulator: Any) -> dict[str, int]:
@@ -80,5 +82,6 @@ def test_recents_decides_what_an_incremental_meltano_run_reads(
     # With the field definitions cached, recents is the run's first request: the API's clock
     # (its Date header) is known only from its answer, which is then not used.
     assert sent.get(RECENTS, 0) <= 1
-    assert sent.keys() >= COVERED
+    # Every covered list is polled (users, pipelines and stages come from the Redis cache).
+    assert sent.keys() >= COVERED - CACHED
     pipeline.assert_matches_truth("deals")
