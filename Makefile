@@ -62,7 +62,7 @@ sdk-canary:
 	  --override $(CANARY_VENV)/override.txt $(PKGS) -r requirements/dev.in
 	@$(CANARY_BIN)/python -c 'import importlib.metadata as m; \
 	  print("sdk-canary: singer-sdk", m.version("singer-sdk"), "(pinned:", \
-	  [l.split("==")[1] for l in open("requirements/constraints.txt") if l.startswith("singer-sdk==")][0] + ")")'
+	  [l.split("==")[1].strip() for l in open("requirements/constraints.txt") if l.startswith("singer-sdk==")][0] + ")")'
 	PATH="$(CURDIR)/$(CANARY_BIN):$$PATH" $(CANARY_BIN)/python -m pytest -p no:cacheprovider \
 	  -n $(PYTEST_WORKERS) --dist loadfile $(CANARY_TESTS)
 

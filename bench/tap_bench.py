@@ -2,6 +2,7 @@
 and extraction throughput.
 
 Usage: python bench/tap_bench.py [--deals-throughput 25000] [--skip-cost] [--pypi] [--plan P]
+[--redis-url URL]
 
 ``--deals-throughput 0`` skips the throughput part (the API-cost part counts requests and
 tokens, so it does not depend on the machine's load). ``--pypi`` also runs the PyPI
@@ -160,10 +161,12 @@ def select(config: dict, streams: set[str]) -> dict:
     return catalog
 
 
-def cost_section(plan: str) -> list[str]:
+def cost_section(plan: str, redis_url: str | None = None) -> list[str]:
     sim = Simulator("--seed", "42", "--plan", plan)
     try:
         config = {"api_url": sim.base_url, "api_token": sim.token}
+        if redis_url:
+            config["redis_url"] = redis_url
         sim.post("/_simulator/reset-stats")
         lines, wall, _cpu = run_tap(config)
         full = sim.get("/_simulator/stats")
@@ -472,6 +475,9 @@ def main() -> int:
     parser.add_argument(
         "--plan", default="unlimited", help="simulator plan for the API-cost runs (rate limits)"
     )
+    parser.add_argument(
+        "--redis-url", help="the tap's redis_url in the API-cost runs (dictionary cache)"
+    )
     args = parser.parse_args()
     lines = [
         "## Tap",
@@ -481,7 +487,7 @@ def main() -> int:
         "",
     ]
     if not args.skip_cost:
-        lines += cost_section(args.plan)
+        lines += cost_section(args.plan, args.redis_url)
     if args.pypi:
         lines += pypi_section(args.plan)
     if args.deals_throughput:

@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 import uuid
+from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
@@ -22,6 +23,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def version_string(self) -> str:
         return "pipedrive-simulator"
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        # The Date header comes from the simulated clock, as the real API's Date and its record
+        # times come from one clock (clients use it as the API's "now", e.g. for /v1/recents).
+        if timestamp is None:
+            return format_datetime(self.server.simulator.clock.now, usegmt=True)
+        return super().date_time_string(timestamp)
 
     def log_message(self, format: str, *args: object) -> None:
         return  # quiet: tests and benchmarks would drown in access logs

@@ -72,6 +72,9 @@ class PipedriveStream(SeamStream):
     #: Keys of an API record the stream reads (e.g. to decide on child requests) but does not
     #: emit: kept in the record until it is written.
     carried_keys: t.ClassVar[tuple[str, ...]] = ()
+    #: The ``/v1/recents`` item type whose changes this stream reads (see change_feed); a run
+    #: in which recents lists no change of it makes no request for this stream.
+    recents_item: str | None = None
 
     # Records are typed by the schema already; conforming only the top level keeps the
     # per-record cost low (nested objects are passed through as the API sent them).
@@ -79,6 +82,7 @@ class PipedriveStream(SeamStream):
 
     def __init__(self, tap: TapPipedrive) -> None:
         self.api: PipedriveApi = tap.api
+        self.pipedrive_tap = tap
         spec = OPENAPI.streams[self.name]
         self.api_version: str = spec["version"]
         self.custom_fields: list[CustomField] = (
@@ -354,6 +358,12 @@ class PipedriveStream(SeamStream):
 
             if not poll_due(self):
                 return
+        feed = self.pipedrive_tap.change_feed
+        if feed is not None and feed.skips(self):
+            # /v1/recents listed no change of this item type: no request, bookmark kept.
+            if self.is_last_partition(context):
+                self.finish_change_feed()
+            return
         self._progress.begin()
         if self.cacheable and self.api.cache.enabled:
             cached = self.api.cache.get(self.name)
@@ -365,6 +375,14 @@ class PipedriveStream(SeamStream):
             yield from self.request_records(context)
         if self.is_last_partition(context):
             self.finish_full_read()
+            self.finish_change_feed()
+
+    def finish_change_feed(self) -> None:
+        """The stream is current as of this run: its change-feed checkpoint moves."""
+        feed = self.pipedrive_tap.change_feed
+        if feed is not None and self.recents_item is not None:
+            feed.finish(self)
+            records_pending(self)
 
     def is_last_partition(self, context: Context | None) -> bool:
         """True for the last (or only) partition of a top-level stream's sync."""

@@ -103,7 +103,8 @@ def tap_of(stream: Stream) -> Tap:
 
 
 def records_pending(stream: Stream) -> None:
-    """Tell the SDK a record went out after the last STATE (so the next one is written)."""
+    """Tell the SDK a record went out, or the state changed, after the last STATE (so the
+    SDK's next one is written)."""
     stream.state_manager.is_flushed = False
 
 

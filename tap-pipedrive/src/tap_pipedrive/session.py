@@ -14,8 +14,10 @@ of its metrics and the amount charged.
 
 from __future__ import annotations
 
+import datetime as dt
 import typing as t
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 
 import requests
 
@@ -51,6 +53,18 @@ def tag_of(request: requests.PreparedRequest | None) -> RequestTag:
     return RequestTag(path, 0)
 
 
+def server_time(response: requests.Response) -> dt.datetime | None:
+    """The API's clock when it answered (its ``Date`` header), or ``None``."""
+    value = response.headers.get("date")
+    if not value:
+        return None
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return parsed.astimezone(dt.UTC) if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
 class PipedriveSession(requests.Session):
     """A :class:`requests.Session` that paces, budgets and counts the requests it sends."""
 
@@ -59,6 +73,8 @@ class PipedriveSession(requests.Session):
         self.limiter = limiter
         self.budget = budget
         self.metrics = metrics
+        #: The API's clock at its first answer of the run (see tap_pipedrive.change_feed).
+        self.first_answer_at: dt.datetime | None = None
 
     def send(self, request: requests.PreparedRequest, **kwargs: t.Any) -> requests.Response:
         tag = tag_of(request)
@@ -73,6 +89,8 @@ class PipedriveSession(requests.Session):
         except requests.RequestException as exc:
             metrics.api_requests.labels(tag.endpoint, type(exc).__name__).inc()
             raise
+        if self.first_answer_at is None:
+            self.first_answer_at = server_time(response)
         status = response.status_code
         metrics.api_requests.labels(tag.endpoint, str(status)).inc()
         headers = response.headers

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
 import logging
 import math
@@ -17,6 +18,8 @@ from typing_extensions import override
 
 from tap_pipedrive.api import DEFAULT_API_URL, OPENAPI, PipedriveApi
 from tap_pipedrive.auth import DEFAULT_TOKEN_URL
+from tap_pipedrive.base_stream import PipedriveStream
+from tap_pipedrive.change_feed import ChangeFeed, plan_change_feed
 from tap_pipedrive.custom_fields import (
     CustomField,
     keep_known_columns,
@@ -33,6 +36,7 @@ from tap_pipedrive.streams import (
     STREAM_TYPES,
     FieldsStream,
 )
+from tap_pipedrive.streams.recents import RecentsRequest
 from tap_pipedrive.streams.stage_changes import config_properties as stage_history_settings
 
 COLUMN_MAP_KEY = "custom_field_columns"
@@ -136,6 +140,14 @@ CONFIG_SCHEMA = th.PropertiesList(
         default=False,
         description="Reconciliation run: read every stream in full and send ACTIVATE_VERSION so "
         "the target retires rows that vanished from Pipedrive.",
+    ),
+    th.Property(
+        "use_recents",
+        th.BooleanType,
+        default=True,
+        description="Cheap polling: an incremental run first asks /v1/recents (20 tokens) which "
+        "item types changed and makes no request for the streams whose type did not; false "
+        "polls every stream every run.",
     ),
     th.Property(
         "include_archived_deals",
@@ -275,6 +287,8 @@ class TapPipedrive(SeamTap):
             kwargs["catalog"] = self._keep_known_columns(catalog)
         super().__init__(*args, state=state, **kwargs)
         self.install_state_writer(self._before_state)
+        #: What /v1/recents said at the start of the sync (None: not asked yet, or reconcile).
+        self.change_feed: ChangeFeed | None = None
 
     @override
     def prepare_config(self, config: dict[str, t.Any]) -> None:
@@ -371,6 +385,7 @@ class TapPipedrive(SeamTap):
         gc.freeze()
         try:
             self._remember_columns()
+            self.change_feed = self._plan_change_feed()
             sync()
             metrics.mark_success()
         except Exception:
@@ -383,6 +398,32 @@ class TapPipedrive(SeamTap):
             self._write_pending_records()
             self._push_metrics()
             self.api.close()
+
+    def _plan_change_feed(self) -> ChangeFeed | None:
+        """Ask /v1/recents which covered streams changed (see change_feed)."""
+        if self.config.get("reconcile") or not self.config.get("use_recents", True):
+            return None
+        selected = [
+            s
+            for s in self.streams.values()
+            if isinstance(s, PipedriveStream) and s.selected and s.parent_stream_type is None
+        ]
+        session = self.api.session
+
+        def fetch(since: dt.datetime, items: list[str]) -> dict[str, t.Any]:
+            return RecentsRequest(self, since, items).fetch()
+
+        feed = plan_change_feed(selected, fetch=fetch, clock=lambda: session.first_answer_at)
+        log = logging.getLogger("tap-pipedrive")
+        if feed.changed is None:
+            log.info("Change feed (/v1/recents) not used: %s; every stream is read.", feed.reason)
+        else:
+            log.info(
+                "Change feed (/v1/recents): changed item types %s; no request for %s.",
+                sorted(feed.changed) or "none",
+                ", ".join(feed.skipped) or "no stream",
+            )
+        return feed
 
     def _push_metrics(self) -> None:
         url = self.config.get("pushgateway_url")

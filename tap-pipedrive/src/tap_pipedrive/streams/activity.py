@@ -9,6 +9,7 @@ from tap_pipedrive.streams.bases import ChildRowsParent
 class ActivitiesStream(ChildRowsParent, IncrementalStream):
     name = "activities"
     path = "/api/v2/activities"
+    recents_item = "activity"
     fields_entity = "activity"
     carried_keys = ("id", "participants", "attendees")  # for activity_participants / _attendees
 
@@ -16,6 +17,7 @@ class ActivitiesStream(ChildRowsParent, IncrementalStream):
 class ActivityTypesStream(PipedriveStream):
     name = "activity_types"
     path = "/api/v1/activityTypes"
+    recents_item = "activityType"
     paginated = False
     deleted_flags = ()
 
@@ -23,6 +25,7 @@ class ActivityTypesStream(PipedriveStream):
 class NotesStream(IncrementalStream):
     name = "notes"
     path = "/api/v1/notes"
+    recents_item = "note"
     deleted_flags = (("active_flag", False),)
 
 
@@ -31,5 +34,6 @@ class FilesStream(PipedriveStream):
 
     name = "files"
     path = "/api/v1/files"
+    recents_item = "file"
     max_page_size = 100  # the endpoint's documented maximum
     deleted_flags = (("active_flag", False),)

@@ -9,6 +9,7 @@ from tap_pipedrive.streams.bases import ChildRowsParent
 class ProductsStream(ChildRowsParent, IncrementalStream):
     name = "products"
     path = "/api/v2/products"
+    recents_item = "product"
     fields_entity = "product"
     carried_keys = ("id",)  # for the per-product streams, also when products are not selected
 

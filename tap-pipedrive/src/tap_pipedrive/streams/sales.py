@@ -28,6 +28,7 @@ class DealsStream(IncrementalStream):
 
     name = "deals"
     path = "/api/v2/deals"
+    recents_item = "deal"
     archived_path = "/api/v2/deals/archived"
     archived_setting = "include_archived_deals"
     fields_entity = "deal"

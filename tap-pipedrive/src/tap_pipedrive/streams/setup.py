@@ -8,6 +8,7 @@ from tap_pipedrive.client import PipedriveStream
 class UsersStream(PipedriveStream):
     name = "users"
     path = "/api/v1/users"
+    recents_item = "user"
     paginated = False
     cacheable = True
     carried_keys = ("id",)  # for user_permissions, also when users are not selected
@@ -16,10 +17,12 @@ class UsersStream(PipedriveStream):
 class PipelinesStream(PipedriveStream):
     name = "pipelines"
     path = "/api/v2/pipelines"
+    recents_item = "pipeline"
     cacheable = True
 
 
 class StagesStream(PipedriveStream):
     name = "stages"
     path = "/api/v2/stages"
+    recents_item = "stage"
     cacheable = True

@@ -312,6 +312,8 @@ class DealStageChangesStream(PipedriveStream):
             raise StageHistoryError(msg)
         self._stage_pipelines: dict[int, int] | None = None
         self.per_deal_calls = 0
+        # Incremental reading starts from changed deals: none changed, nothing to read.
+        self.recents_item = "deal" if self.mode == "incremental" else None
 
     # A stage change never disappears: no reconciliation, never ACTIVATE_VERSION.
     @property
@@ -489,8 +491,14 @@ class DealStageChangesStream(PipedriveStream):
             return
         if self.mode == "backfill":
             yield from self._backfill()
+            return
+        feed = self.pipedrive_tap.change_feed
+        held_back = (self.stream_state.get(STATE_KEY_INCREMENTAL) or {}).get("held_back")
+        if feed is not None and feed.skips(self) and not held_back:
+            self.logger.info("deal_stage_changes: /v1/recents lists no deal change; no request")
         else:
             yield from self._incremental()
+        self.finish_change_feed()
 
     def _incremental(self) -> t.Iterator[dict[str, t.Any]]:
         start = self.config.get("start_date")
