@@ -96,7 +96,7 @@ def content(row: dict[str, Any], columns: set[str]) -> dict[str, Any]:
 
 
 def test_history_mode_versions_through_meltano_run(
-    pipedrive_simulator_factory, pipeline_factory
+    pipedrive_simulator_factory: Any, pipeline_factory: Any
 ) -> None:
     simulator = pipedrive_simulator_factory(deals=30, persons=10, organizations=5)
     pipeline = pipeline_factory(simulator)
@@ -121,7 +121,11 @@ def test_history_mode_versions_through_meltano_run(
 
     # Three edits, each observed by its own run: one new version each, starting at the edit's
     # update_time, holding the edited values.
-    edits = [{"value": 1111.0}, {"title": "Renamed once", "value": 2222.0}, {"value": 3333.0}]
+    edits: list[dict[str, Any]] = [
+        {"value": 1111.0},
+        {"title": "Renamed once", "value": 2222.0},
+        {"value": 3333.0},
+    ]
     for fields in edits:
         simulator.advance(3600)
         simulator.update("deals", edited, **fields)
