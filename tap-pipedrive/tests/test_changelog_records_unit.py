@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tap_pipedrive.changelog_records import ChangeTyper, change_records, typed
-from tap_pipedrive.fields import CustomField
+from tap_pipedrive.custom_fields import CustomField
 
 PROPERTIES = {
     "id": {"type": ["integer"]},
