@@ -178,6 +178,7 @@ class ContactChangesStream(_ChangeRecords, PipedriveStream):
         self.path = self.list_path
         self.mode = str(self.config.get("stage_history_mode") or "incremental")
         self.per_record_calls = 0
+        self._read_to_the_end = False
 
     @property
     @override
@@ -286,8 +287,15 @@ class ContactChangesStream(_ChangeRecords, PipedriveStream):
             return
         if self.mode == "backfill":
             yield from self._backfill()
-        else:
-            yield from self._incremental()
+            return
+        feed = self.pipedrive_tap.change_feed
+        if feed is not None and feed.skips(self):
+            # /v1/recents listed no change of the entity: no changed record, no request.
+            self.finish_change_feed()
+            return
+        yield from self._incremental()
+        if self._read_to_the_end:
+            self.finish_change_feed()
 
     def _incremental(self) -> t.Iterator[dict[str, t.Any]]:
         start = self.config.get("start_date")
@@ -333,6 +341,7 @@ class ContactChangesStream(_ChangeRecords, PipedriveStream):
                 self._save_state("stage_changes", plan.to_state())
         if not stopped:
             plan.finish_pass()
+        self._read_to_the_end = not stopped
         self._save_state("stage_changes", plan.to_state())
         self.logger.info(
             "%s: %d %ss read from their changelogs (%d requests), gate now %s",
@@ -442,6 +451,7 @@ class PersonChangesStream(ContactChangesStream):
     name = "person_changes"
     entity_stream = "persons"
     entity = "person"
+    recents_item = "person"
     id_key = "person_id"
     list_path = "/api/v2/persons"
     changelog_path = "/api/v1/persons/{id}/changelog"
@@ -451,6 +461,7 @@ class OrganizationChangesStream(ContactChangesStream):
     name = "organization_changes"
     entity_stream = "organizations"
     entity = "organization"
+    recents_item = "organization"
     id_key = "organization_id"
     list_path = "/api/v2/organizations"
     changelog_path = "/api/v1/organizations/{id}/changelog"
