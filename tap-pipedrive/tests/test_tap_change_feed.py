@@ -30,6 +30,7 @@ COVERED = {
     "GET /api/v2/pipelines": "pipelines",
     "GET /api/v2/stages": "stages",
     "GET /v1/activityTypes": "activity_types",
+    "GET /v1/filters": "filters",
 }
 RECENTS = "GET /v1/recents"
 
@@ -134,6 +135,32 @@ def test_a_change_to_one_entity_type_is_picked_up_and_only_its_stream_is_read(
     again = run(config, state=after.state)
     assert again.error is None
     assert not set(_requests(sim)) & set(COVERED)
+
+
+def test_a_changed_saved_filter_is_listed_by_recents_and_only_filters_are_read(
+    pipedrive_simulator: t.Any, run: t.Any, synced: t.Any
+) -> None:
+    config, state = synced
+    sim = pipedrive_simulator
+    sim.advance(600)
+    coverage = sim.simulator.coverage
+    first = coverage.rows("filters")[0]
+    coverage.put("filters", {"id": first["id"], "name": "Renamed filter"})
+    sim.advance(120)
+    sim.reset_stats()
+    after = run(config, state=state)
+    assert after.error is None
+    sent = _requests(sim)
+    assert sent["GET /v1/filters"] == 1
+    assert not set(sent) & (set(COVERED) - {"GET /v1/filters"}), sent
+    names = {r["id"]: r["name"] for r in after.records("filters")}
+    assert names[first["id"]] == "Renamed filter"
+    assert len(names) == len(coverage.rows("filters"))  # the list is read whole
+    # The next idle run skips the filters again.
+    sim.reset_stats()
+    again = run(config, state=after.state)
+    assert again.error is None
+    assert "GET /v1/filters" not in _requests(sim)
 
 
 def test_recents_with_more_than_one_page_falls_back_to_polling_every_stream(

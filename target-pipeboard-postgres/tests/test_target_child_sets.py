@@ -82,3 +82,64 @@ def test_retire_sql_names_every_identifier():
     ).as_string(None)
     assert text.startswith('UPDATE "s"."t" AS t SET "_sdc_deleted_at" = now()')
     assert '("t"."person_id") IN (SELECT DISTINCT "person_id" FROM "pb_stage_1")' in text
+
+
+@pytest.mark.parametrize("batch_size_rows", [1, 2, 3, 4])
+def test_a_batch_bound_never_splits_one_parents_children(run_target, rows, batch_size_rows):
+    # Batches of a few rows: a bound falls inside person 1's three addresses (and person 3's
+    # two). Were the set split, the second part's batch would retire the first part's rows.
+    states = run_target(
+        "\n".join(
+            [
+                _run(
+                    {"person_id": 1, "position": 0, "value": "a@x"},
+                    {"person_id": 1, "position": 1, "value": "b@x"},
+                    {"person_id": 1, "position": 2, "value": "c@x"},
+                    {"person_id": 2, "position": 0, "value": "d@x"},
+                    {"person_id": 3, "position": 0, "value": "e@x"},
+                    {"person_id": 3, "position": 1, "value": "f@x"},
+                ).rstrip("\n"),
+                json.dumps({"type": "STATE", "value": {"done": True}}),
+            ]
+        )
+        + "\n",
+        batch_size_rows=batch_size_rows,
+    )
+    found = rows("person_emails", "person_id, position, value, _sdc_deleted_at", order="1, 2")
+    assert found == [
+        (1, 0, "a@x", None),
+        (1, 1, "b@x", None),
+        (1, 2, "c@x", None),
+        (2, 0, "d@x", None),
+        (3, 0, "e@x", None),
+        (3, 1, "f@x", None),
+    ]
+    assert states[-1] == {"done": True}
+
+
+def test_a_parents_children_stay_together_in_the_next_run_too(run_target, rows):
+    run_target(
+        _run(
+            {"person_id": 1, "position": 0, "value": "a@x"},
+            {"person_id": 1, "position": 1, "value": "b@x"},
+            {"person_id": 2, "position": 0, "value": "d@x"},
+        ),
+        batch_size_rows=2,
+    )
+    # Person 1 now has three addresses and person 2 none: a bound after two rows.
+    run_target(
+        _run(
+            {"person_id": 1, "position": 0, "value": "a@x"},
+            {"person_id": 1, "position": 1, "value": "b@x"},
+            {"person_id": 1, "position": 2, "value": "z@x"},
+            {
+                "person_id": 2,
+                "position": 0,
+                "value": None,
+                "_sdc_deleted_at": "2026-01-01T00:00:00Z",
+            },
+        ),
+        batch_size_rows=2,
+    )
+    found = rows("person_emails", "person_id, position, value, _sdc_deleted_at", order="1, 2")
+    assert [r[:3] for r in found if r[3] is None] == [(1, 0, "a@x"), (1, 1, "b@x"), (1, 2, "z@x")]

@@ -13,7 +13,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from pipedrive_simulator.fields import FieldDef, field_key
-from pipedrive_simulator.timeutil import from_epoch
+from pipedrive_simulator.timeutil import from_epoch, to_v1
 
 if TYPE_CHECKING:
     from pipedrive_simulator.account import Account
@@ -95,6 +95,10 @@ USER_PERMISSIONS = (
 MAX_SCALED_DEALS = 10_000
 
 
+def _v1_times(row: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    return {k: (to_v1(v) if k in keys else v) for k, v in row.items()}
+
+
 def lead_label_id(index: int) -> str:
     return str(uuid.UUID(int=0x1EAD0000 + index))
 
@@ -146,6 +150,15 @@ class CoverageData:
     def remove(self, kind: str, ident: Any) -> None:
         with self.lock:
             del self.tables[kind][ident]
+
+    def filters_since(self, since: str) -> list[tuple[str, dict[str, Any]]]:
+        """Saved filters changed at or after ``since`` (as /v1/recents lists them): their
+        update time and the v1 record."""
+        return [
+            (r["update_time"], _v1_times(r, ("add_time", "update_time")))
+            for r in self.rows("filters")
+            if r["update_time"] >= since
+        ]
 
     def now(self) -> str:
         return from_epoch(self.account.clock.now.timestamp())

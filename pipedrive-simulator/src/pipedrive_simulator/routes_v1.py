@@ -143,6 +143,9 @@ class V1:
     def __init__(self, account: Account) -> None:
         self.account = account
         self.listings = Listings()
+        #: Saved filters changed since a time, as ``(update_time, v1 record)`` (the account's
+        #: less central tables, see coverage_data); none when not set.
+        self.filters_since: Callable[[str], list[tuple[str, Record]]] | None = None
 
     # -- notes -------------------------------------------------------------------------------
     def notes(self, req: Request) -> Response:
@@ -446,7 +449,7 @@ class V1:
         limit = parse_limit(req.query.get("limit"), maximum=V1_MAX_LIMIT)
         wanted = req.query.get("items")
         kinds = list(RECENT_STREAMS) if not wanted else [k.strip() for k in wanted.split(",")]
-        # The account has no saved filters, so "filter" is a valid kind with nothing to show.
+        with_filters = "filter" in kinds or not wanted
         kinds = [k for k in kinds if k != "filter"]
         bad = [k for k in kinds if k not in RECENT_STREAMS]
         if bad:
@@ -469,12 +472,16 @@ class V1:
                     stamp = rec.get(time_field) or ""
                     if stamp >= since:
                         found.append((stamp, kind, rec))
+            if with_filters and self.filters_since is not None:
+                found += [(stamp, "filter", rec) for stamp, rec in self.filters_since(since)]
             found.sort(key=lambda t: (t[0], t[1], str(t[2]["id"])))
             total = len(found)
             data = []
             for _, kind, rec in found[start : start + limit]:
-                stream = RECENT_STREAMS[kind]
-                if stream == "notes":
+                stream = RECENT_STREAMS.get(kind, kind)
+                if kind == "filter":
+                    shaped = rec
+                elif stream == "notes":
                     shaped = note_v1(self.account, rec)
                 elif stream == "users":
                     shaped = user_v1(rec)

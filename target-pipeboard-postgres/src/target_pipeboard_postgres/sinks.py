@@ -103,6 +103,15 @@ class PostgresSink(SinkSeam):
         self._one_row_per_key = False  # batches never repeat a key (history mode)
         self._versioned = False
         self._children_of: list[str] = []
+        # The run of rows of the last parent buffered (child sets only): where it starts, the
+        # number of its first record, its parent key, its rows' keys and bytes.
+        self._run_start = 0
+        self._run_seq = 0
+        self._run_parent: tuple[Any, ...] | None = None
+        self._run_keys: list[tuple[Any, ...]] = []
+        self._run_bytes = 0
+        #: Set while a drain must take every buffered row (a new schema for the stream).
+        self.closing = False
 
     # Names
 
@@ -215,7 +224,7 @@ class PostgresSink(SinkSeam):
         """Track `_sdc_table_version` (needed by ACTIVATE_VERSION) from now on."""
         if self._versioned:
             return
-        self._target.drain_one(self)
+        self.drain_whole()
         for name, prop_schema in _VERSION_PROPERTIES.items():
             self.schema["properties"].setdefault(name, prop_schema)
         self._versioned = True
@@ -245,7 +254,7 @@ class PostgresSink(SinkSeam):
                 if self._one_row_per_key:
                     # History mode: every record is a version, so a key's second record in a
                     # batch starts the next batch (versions never depend on batch bounds).
-                    self._target.drain_one(self)
+                    self.drain_whole()
                     self._seen_keys.add(key)
                 else:
                     self._repeated_keys = True
@@ -258,9 +267,39 @@ class PostgresSink(SinkSeam):
             self._batch = self._ledger.batch_started(seq)
             if self._overwrite:
                 self._ledger.hold_until_swap(self.schema_name, self.table_name, seq)
+        if self._children_of:
+            self._follow_parent_run(record, key, seq, nbytes)
         self._rows.append(row)
         self._lines.append(line)
         self._bytes += nbytes
+
+    def _follow_parent_run(
+        self, record: dict[str, Any], key: tuple[Any, ...], seq: int, nbytes: int
+    ) -> None:
+        parent = tuple([record.get(p) for p in self._children_of])
+        if parent != self._run_parent or not self._rows:
+            self._run_start, self._run_seq, self._run_parent = len(self._rows), seq, parent
+            self._run_keys, self._run_bytes = [], 0
+        self._run_keys.append(key)
+        self._run_bytes += nbytes
+
+    def drain_whole(self) -> None:
+        """Load every buffered row now, a child set's last run too (the stream's rows end here:
+        a new schema follows, or history mode starts a batch at a repeated key)."""
+        self.closing = True
+        try:
+            self._target.drain_one(self)
+        finally:
+            self.closing = False
+
+    def _held_rows(self) -> int:
+        """How many of the buffered rows a drain leaves for the next batch: the run of the last
+        parent's children, for a child set, until the stream's input ended. A batch retires the
+        children of its parents that it does not hold (see child_sets), so a batch never ends
+        inside one parent's run: its second part would retire the first."""
+        if not self._children_of or self.closing or self._ledger.input_complete:
+            return 0
+        return len(self._rows) - self._run_start
 
     def _add_metadata(self, record: dict[str, Any], message: Mapping[str, Any]) -> None:
         now = datetime.now(tz=UTC)
@@ -293,8 +332,10 @@ class PostgresSink(SinkSeam):
 
     @property
     def is_full(self) -> bool:
-        """Whether the batch reached its row or byte bound."""
-        return len(self._rows) >= self._max_rows or self._bytes >= self._max_bytes
+        """Whether the batch reached its row or byte bound (a child set's batch: and holds a
+        parent's complete run before the last parent's, which may not be complete yet)."""
+        full = len(self._rows) >= self._max_rows or self._bytes >= self._max_bytes
+        return full and (not self._children_of or self._run_start > 0)
 
     def start_drain(self) -> dict[str, Any]:
         """The batch context (records are held by the sink itself)."""
@@ -314,14 +355,24 @@ class PostgresSink(SinkSeam):
         batch = self._batch
         assert layout is not None
         assert batch is not None
+        held = self._held_rows()
+        if held == len(self._rows):
+            return  # one parent's run so far: it stays whole in the buffer
         # The previous batch first: should it have failed, this one stays buffered (salvaged).
         self._ledger.wait()
-        rows, lines, nbytes = self._rows, self._lines, self._bytes
+        cut = len(self._rows) - held
+        rows, lines = self._rows[:cut], self._lines[:cut]
+        nbytes = self._bytes - (self._run_bytes if held else 0)
         dedupe, load_table, columns = self._repeated_keys, self.load_table, self._columns
-        self._rows, self._lines, self._bytes = [], [], 0
-        self._seen_keys = set()
-        self._repeated_keys = False
-        self._batch = None
+        self._rows, self._lines, self._bytes = (
+            self._rows[cut:],
+            self._lines[cut:],
+            self._bytes - nbytes,
+        )
+        self._seen_keys = set(self._run_keys) if held else set()
+        self._repeated_keys = held > len(self._seen_keys)
+        self._batch = self._ledger.batch_started(self._run_seq) if held else None
+        self._run_start = 0
         self._batched_at = None
         self.tally_record_read(len(rows))
         self.record_counter_metric.increment(len(rows))
@@ -428,7 +479,7 @@ class PostgresSink(SinkSeam):
     def activate_version(self, new_version: int) -> None:
         """Soft- or hard-delete rows of older versions, after this stream's rows are loaded."""
         self.enable_versions()
-        self._target.drain_one(self)
+        self.drain_whole()
         assert self.layout is not None
         affected = self.connector.activate_version(
             self.layout,

@@ -230,7 +230,7 @@ class TargetPipeboardPostgres(TargetSeam):
         if isinstance(previous, PostgresSink) and (
             previous.original_schema != schema or list(previous.key_properties) != (keys or [])
         ):
-            self.drain_one(previous)
+            previous.drain_whole()
             self.ledger.release_state()
         try:
             self.sdk_process_schema(message_dict)

@@ -39,8 +39,12 @@ class NoteFieldsStream(PipedriveStream):
 
 
 class FiltersStream(PipedriveStream):
+    """Saved filters: /v1/recents lists changed ones (item ``filter``), so an idle run skips
+    the list."""
+
     name = "filters"
     path = "/api/v1/filters"
+    recents_item = "filter"
     paginated = False
     deleted_flags = (("active_flag", False),)
 
