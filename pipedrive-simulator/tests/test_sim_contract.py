@@ -229,6 +229,17 @@ def _coverage_cases(ids):
         (f"/api/v2/organizations/{ids['organization']}/followers", {}),
         ("/api/v2/products/3/followers", {}),
         ("/api/v2/products/3/variations", {"limit": 100}),
+        *[
+            (f"/v1/mailbox/mailThreads/{thread}/mailMessages", {})
+            for thread in (1, 2, 3, 6)  # with cc and bcc parties
+        ],
+        ("/v1/deals/4/participants", {"limit": 100}),  # two participants
+        ("/v1/deals/4/participants", {"limit": 1}),  # two pages
+        ("/api/v2/deals/4/followers", {}),
+        ("/api/v2/deals/6/discounts", {}),  # a percentage and an amount
+        ("/v1/organizationRelationships", {"org_id": 5}),  # the parent of 4
+        ("/v1/organizationRelationships", {"org_id": 4}),  # the daughter of 5
+        ("/v1/organizationRelationships", {"org_id": 1}),  # related to the seventh
     ]
 
 

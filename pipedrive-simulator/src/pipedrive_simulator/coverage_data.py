@@ -10,6 +10,7 @@ kept in the API's own shape (v1 or v2), with internal RFC 3339 timestamps.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pipedrive_simulator.fields import FieldDef, field_key
@@ -33,6 +34,7 @@ KINDS = (
     "roles",
     "permission_sets",
     "mail_threads",
+    "organization_relationships",
 )
 LEAD_LABELS = (("Hot", "red"), ("Warm", "orange"), ("Cold", "blue"), ("Partner", "green"))
 LEAD_SOURCES = ("Manually created", "Web forms", "API", "Prospector", "Chatbot", "Import")
@@ -99,6 +101,15 @@ def _v1_times(row: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     return {k: (to_v1(v) if k in keys else v) for k, v in row.items()}
 
 
+def _party(party: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": party["id"],
+        "email_address": party["email_address"],
+        "name": party["name"],
+        "mail_message_party_id": party["id"],
+    }
+
+
 def lead_label_id(index: int) -> str:
     return str(uuid.UUID(int=0x1EAD0000 + index))
 
@@ -121,6 +132,11 @@ class CoverageData:
         self._orgs = sizes.organizations
         self._tables: dict[str, dict[Any, dict[str, Any]]] | None = None
         self.project_fields = self._project_field_defs()
+        #: Each deal's participants once read or changed (seeded at first use).
+        self._participants: dict[int, list[dict[str, Any]]] = {}
+        self._participant_seq = 0
+        #: Marks a record changed (its ``update_time`` moves), set by the simulator.
+        self.touch: Callable[[str, int], Any] | None = None
 
     @property
     def tables(self) -> dict[str, dict[Any, dict[str, Any]]]:
@@ -330,6 +346,7 @@ class CoverageData:
                 "type": kind,
             }
         self._build_mail(deals)
+        self._build_relationships()
 
     def _build_projects(self, deals: int) -> None:
         gen, t = self.gen, self.tables
@@ -441,6 +458,149 @@ class CoverageData:
                 "deal_id": rng.randint(1, max(1, deals)) if rng.random() < 0.5 else None,
                 "lead_id": None,
             }
+
+    def _build_relationships(self) -> None:
+        """Every fifth organization is the parent of the one before it; every seventh is
+        related to the first."""
+        ident = 0
+        for org in range(2, max(2, self._orgs) + 1):
+            links = []
+            if org % 5 == 0:
+                links.append(("parent", org, org - 1))
+            if org % 7 == 0 and org != 1:
+                links.append(("related", org, 1))
+            for kind, owner, linked in links:
+                ident += 1
+                add, update = self._time(213, ident, max(1, self._orgs // 5))
+                self.tables["organization_relationships"][ident] = {
+                    "id": ident,
+                    "type": kind,
+                    "rel_owner_org_id": owner,
+                    "rel_linked_org_id": linked,
+                    "add_time": add,
+                    "update_time": update,
+                    "active_flag": "true",
+                }
+
+    # -- per-record lists: deal participants and discounts, thread messages -------------------
+    def participants(self, deal: dict[str, Any]) -> list[dict[str, Any]]:
+        """A deal's participants: its contact person, and for every fourth deal one more."""
+        with self.lock:
+            found = self._participants.get(deal["id"])
+            if found is None:
+                people = []
+                if deal.get("person_id"):
+                    people.append(deal["person_id"])
+                extra = 1 + deal["id"] * 7 % max(1, self._persons)
+                if deal["id"] % 4 == 0 and extra not in people:
+                    people.append(extra)
+                found = [
+                    {
+                        "id": deal["id"] * 10 + n,
+                        "person_id": person,
+                        "add_time": deal["add_time"],
+                        "active_flag": True,
+                    }
+                    for n, person in enumerate(people, start=1)
+                ]
+                self._participants[deal["id"]] = found
+            return [dict(p) for p in found]
+
+    def add_participant(self, deal: dict[str, Any], person_id: int) -> dict[str, Any]:
+        """Add a participant (the deal's ``update_time`` moves, as the API's does)."""
+        with self.lock:
+            current = self.participants(deal)
+            self._participant_seq += 1
+            row = {
+                "id": 10_000_000 + self._participant_seq,
+                "person_id": person_id,
+                "add_time": self.now(),
+                "active_flag": True,
+            }
+            self._participants[deal["id"]] = [*current, row]
+            self._touch("deals", deal["id"])
+            return dict(row)
+
+    def remove_participant(self, deal: dict[str, Any], participant_id: int) -> None:
+        with self.lock:
+            current = self.participants(deal)
+            kept = [p for p in current if p["id"] != participant_id]
+            if len(kept) == len(current):
+                raise KeyError(participant_id)
+            self._participants[deal["id"]] = kept
+            self._touch("deals", deal["id"])
+
+    def _touch(self, stream: str, ident: int) -> None:
+        if self.touch is not None:
+            self.touch(stream, ident)
+
+    def discounts(self, deal: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every third deal has a discount; every sixth a second one (of an amount)."""
+        rows = []
+        for n in (1, 2):
+            if deal["id"] % (3 * n) != 0:
+                continue
+            rows.append(
+                {
+                    "id": str(uuid.UUID(int=0xD15C << 64 | deal["id"] << 4 | n)),
+                    "description": f"Discount {n}",
+                    "type": "percentage" if n == 1 else "amount",
+                    "amount": 10.0 if n == 1 else 250.0,
+                    "deal_id": deal["id"],
+                    "created_at": deal["add_time"],
+                    "created_by": deal.get("owner_id") or self.gen.user_ids[0],
+                    "updated_at": deal["add_time"],
+                    "updated_by": deal.get("owner_id") or self.gen.user_ids[0],
+                }
+            )
+        return rows
+
+    def mail_messages(self, thread: dict[str, Any]) -> list[dict[str, Any]]:
+        """The thread's ``message_count`` messages, alternating between the contact and the
+        token user; every second one with a cc, every third with a bcc."""
+        me = self.gen.user_ids[0]
+        contact = thread["parties"]["to"][0]
+        mine = {"id": 900_000 + me, "email_address": f"user{me}@example.com", "name": "Me"}
+        rows = []
+        for k in range(1, thread["message_count"] + 1):
+            inbound = k % 2 == 1
+            sender, receiver = (contact, mine) if inbound else (mine, contact)
+            cc_party = {
+                "id": 800_000 + thread["id"],
+                "email_address": f"cc{thread['id']}@example.com",
+                "name": "Colleague",
+            }
+            bcc_party = {
+                "id": 700_000 + thread["id"],
+                "email_address": f"bcc{thread['id']}@example.com",
+                "name": "Archive",
+            }
+            rows.append(
+                {
+                    "id": thread["id"] * 100 + k,
+                    "account_id": thread["account_id"],
+                    "user_id": me,
+                    "subject": thread["subject"],
+                    "snippet": f"Message {k} of thread {thread['id']}",
+                    "mail_thread_id": thread["id"],
+                    "from": [_party(sender)],
+                    "to": [_party(receiver)],
+                    "cc": [_party(cc_party)] if k % 2 == 0 else [],
+                    "bcc": [_party(bcc_party)] if k % 3 == 0 else [],
+                    "body_url": f"https://example.com/mail/{thread['id']}/{k}",
+                    "read_flag": 1,
+                    "has_attachments_flag": 0,
+                    "deleted_flag": 0,
+                    "synced_flag": 1,
+                    "smart_bcc_flag": 0,
+                    "sent_flag": int(not inbound),
+                    "draft_flag": 0,
+                    "message_time": thread["first_message_timestamp"],
+                    "add_time": thread["add_time"],
+                    "update_time": thread["update_time"],
+                }
+            )
+        return rows
 
     # -- derived ------------------------------------------------------------------------------
     def role_of(self, user: dict[str, Any]) -> int:

@@ -293,7 +293,135 @@ class CoverageRoutes:
         ]
         return _v2_page(req, rows)
 
+    # -- per-record lists: deal participants and discounts, organization relationships ---------
+    def deal_participants(self, req: Request) -> Response:
+        """The v1 shape: the person as an object (``value`` is its id), the deal as related
+        item data; ``additional_data`` is the page itself (as the spec gives it)."""
+        with self.account.lock:
+            deal = self._record("deals", req)
+            persons = self.account.stores["persons"]
+            rows = []
+            for part in self.data.participants(deal):
+                person = persons.get(part["person_id"]) or {}
+                rows.append(
+                    {
+                        "id": part["id"],
+                        "person_id": {
+                            "active_flag": not person.get("is_deleted", False),
+                            "name": person.get("name") or "",
+                            "email": [dict(e) for e in person.get("emails") or ()],
+                            "phone": [dict(p) for p in person.get("phones") or ()],
+                            "owner_id": person.get("owner_id") or self.account.gen.user_ids[0],
+                            "value": part["person_id"],
+                        },
+                        "add_time": to_v1(part["add_time"]),
+                        "active_flag": part["active_flag"],
+                        "related_item_data": {"deal_id": deal["id"], "title": deal["title"]},
+                        "related_item_type": "deal",
+                        "related_item_id": deal["id"],
+                    }
+                )
+        start = parse_start(req.query.get("start"))
+        limit = parse_limit(req.query.get("limit"), maximum=V1_MAX_LIMIT)
+        page = {
+            "start": start,
+            "limit": limit,
+            "more_items_in_collection": start + limit < len(rows),
+        }
+        return Response.json(
+            {"success": True, "data": rows[start : start + limit], "additional_data": page}
+        )
+
+    def deal_discounts(self, req: Request) -> Response:
+        with self.account.lock:
+            deal = self._record("deals", req)
+        return Response.json({"success": True, "data": self.data.discounts(deal)})
+
+    def _organization_item(self, org_id: int, people: dict[int, int]) -> Row:
+        org = self.account.stores["organizations"].get(org_id) or {}
+        address = org.get("address")
+        return {
+            "name": org.get("name") or "",
+            "people_count": people.get(org_id, 0),
+            "owner_id": org.get("owner_id") or self.account.gen.user_ids[0],
+            "address": address.get("value") if isinstance(address, dict) else address,
+            "cc_email": None,
+            "value": org_id,
+        }
+
+    def _people_counts(self, org_ids: set[int]) -> dict[int, int]:
+        store = self.account.stores["persons"]
+        counts: dict[int, int] = {}
+        for person in store.iter_records(store.ids()):
+            org = person.get("org_id")
+            if org in org_ids and not person.get("is_deleted"):
+                counts[org] = counts.get(org, 0) + 1
+        return counts
+
+    def organization_relationships(self, req: Request) -> Response:
+        """An organization's relationships, either side; ``calculated_type`` is the other
+        organization's role seen from this one (its parent, its daughter, or related)."""
+        org_id = int_param(req, "org_id")
+        if org_id is None:
+            raise bad_request("org_id is required")
+        with self.account.lock:
+            org = self.account.stores["organizations"].get(org_id)
+            if org is None or org.get("is_deleted"):
+                raise not_found("Organization")
+            rows = []
+            related: dict[str, Row] = {}
+            mine = [
+                r
+                for r in self._rows("organization_relationships")
+                if org_id in (r["rel_owner_org_id"], r["rel_linked_org_id"])
+            ]
+            people = self._people_counts(
+                {org_id}
+                | {r["rel_owner_org_id"] for r in mine}
+                | {r["rel_linked_org_id"] for r in mine}
+            )
+            for rel in mine:
+                owner, linked = rel["rel_owner_org_id"], rel["rel_linked_org_id"]
+                other = linked if org_id == owner else owner
+                if rel["type"] == "related":
+                    kind = "related"
+                else:
+                    kind = "daughter" if org_id == owner else "parent"
+                other_item = self._organization_item(other, people)
+                for ident in (owner, linked):
+                    item = self._organization_item(ident, people)
+                    related[str(ident)] = {
+                        "id": ident,
+                        **{k: v for k, v in item.items() if k != "value"},
+                    }
+                rows.append(
+                    {
+                        **_v1_times(rel, ("add_time", "update_time")),
+                        "rel_owner_org_id": self._organization_item(owner, people),
+                        "rel_linked_org_id": self._organization_item(linked, people),
+                        "calculated_type": kind,
+                        "calculated_related_org_id": other,
+                        "related_organization_name": other_item["name"],
+                    }
+                )
+        page = {"start": 0, "limit": 100, "more_items_in_collection": False}
+        return Response.json(
+            {
+                "success": True,
+                "data": rows,
+                "additional_data": page,
+                "related_objects": {"organization": related},
+            }
+        )
+
     # -- mailbox and user permissions ----------------------------------------------------------
+    def mail_messages(self, req: Request) -> Response:
+        thread = self.data.tables["mail_threads"].get(_int_path(req))
+        if thread is None:
+            raise not_found("Mail thread")
+        # RFC 3339 times here, unlike the threads' (as the spec gives them).
+        return _v1_list(self.data.mail_messages(thread))
+
     def mail_threads(self, req: Request) -> Response:
         folder = enum_param(req, "folder", MAIL_FOLDERS, "inbox")
         rows = [r for r in self._rows("mail_threads") if folder in r["folders"]]
@@ -330,6 +458,9 @@ def register(router: Router, routes: CoverageRoutes) -> None:
         ("/permissionSets", routes.permission_sets),
         ("/permissionSets/{id}/assignments", routes.permission_set_assignments),
         ("/mailbox/mailThreads", routes.mail_threads),
+        ("/mailbox/mailThreads/{id}/mailMessages", routes.mail_messages),
+        ("/deals/{id}/participants", routes.deal_participants),
+        ("/organizationRelationships", routes.organization_relationships),
         ("/users/{id}/permissions", routes.user_permissions),
     )
     v2: tuple[tuple[str, Callable[[Request], Response]], ...] = (
@@ -345,6 +476,8 @@ def register(router: Router, routes: CoverageRoutes) -> None:
         ("/organizations/{id}/followers", _bound(routes.followers, "organizations")),
         ("/products/{id}/followers", _bound(routes.followers, "products")),
         ("/products/{id}/variations", routes.product_variations),
+        ("/deals/{id}/followers", _bound(routes.followers, "deals")),
+        ("/deals/{id}/discounts", routes.deal_discounts),
     )
     # Inserted ahead of the existing routes so that e.g. /users/{id}/permissions and
     # /deals/installments are not taken for /users/{id} or /deals/{id}.

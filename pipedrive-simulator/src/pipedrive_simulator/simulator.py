@@ -61,6 +61,7 @@ class Simulator:
         self.router = Router(V2(self.account), v1, self.webhooks)
         self.coverage = CoverageData(self.account)
         v1.filters_since = self.coverage.filters_since
+        self.coverage.touch = self.mutator.update
         register(self.router, CoverageRoutes(self.coverage))
         self.control = Control(self)
 
