@@ -79,6 +79,11 @@ STREAM_ENDPOINTS: dict[str, tuple[str, str]] = {
     "organization_followers": ("v2", "/organizations/{id}/followers"),
     "product_followers": ("v2", "/products/{id}/followers"),
     "product_variations": ("v2", "/products/{id}/variations"),
+    "deal_followers": ("v2", "/deals/{id}/followers"),
+    "deal_participants": ("v1", "/deals/{id}/participants"),
+    "deal_discounts": ("v2", "/deals/{id}/discounts"),
+    "organization_relationships": ("v1", "/organizationRelationships"),
+    "mail_messages": ("v1", "/mailbox/mailThreads/{id}/mailMessages"),
 }
 
 # Lists that sit under a key of ``data`` rather than being ``data`` itself.
@@ -95,6 +100,20 @@ PARENT_PROPERTIES: dict[str, dict[str, Any]] = {
     "person_followers": {"person_id": {"type": ["integer"]}},
     "organization_followers": {"organization_id": {"type": ["integer"]}},
     "product_followers": {"product_id": {"type": ["integer"]}},
+    # Child sets: keyed by the parent and the position (see PerParentStream.replaces_children).
+    **{
+        name: {
+            parent: {"type": ["integer"]},
+            "position": {"type": ["integer"]},
+            "_sdc_deleted_at": {"type": ["string", "null"], "format": "date-time"},
+        }
+        for name, parent in (
+            ("deal_followers", "deal_id"),
+            ("deal_participants", "deal_id"),
+            ("deal_discounts", "deal_id"),
+            ("organization_relationships", "organization_id"),
+        )
+    },
 }
 # Response properties a stream leaves out (the goal itself is the goals stream's record).
 DROPPED_PROPERTIES = {"goal_results": ("goal",)}

@@ -42,7 +42,11 @@ from tap_pipedrive.streams.fields import (
     ProductFieldsStream,
 )
 from tap_pipedrive.streams.followers import (
+    DealDiscountsStream,
+    DealFollowersStream,
+    DealParticipantsStream,
     OrganizationFollowersStream,
+    OrganizationRelationshipsStream,
     PersonFollowersStream,
     ProductFollowersStream,
     ProductVariationsStream,
@@ -57,7 +61,7 @@ from tap_pipedrive.streams.leads_setup import (
     LeadSourcesStream,
     NoteFieldsStream,
 )
-from tap_pipedrive.streams.mail import MailThreadsStream
+from tap_pipedrive.streams.mail import MailMessagesStream, MailThreadsStream
 from tap_pipedrive.streams.projects import (
     ProjectBoardsStream,
     ProjectDealsStream,
@@ -136,6 +140,11 @@ STREAM_TYPES: list[type[PipedriveStream]] = [
     OrganizationFollowersStream,
     ProductFollowersStream,
     ProductVariationsStream,
+    DealFollowersStream,
+    DealParticipantsStream,
+    DealDiscountsStream,
+    OrganizationRelationshipsStream,
+    MailMessagesStream,  # per thread updated since the last read
 ]
 
 # Streams a run reads only when the catalog selects them: each costs one request per record of
@@ -157,6 +166,11 @@ OPT_IN_STREAM_TYPES: frozenset[type[PipedriveStream]] = frozenset(
         OrganizationFollowersStream,
         ProductFollowersStream,
         ProductVariationsStream,
+        DealFollowersStream,
+        DealParticipantsStream,
+        DealDiscountsStream,
+        OrganizationRelationshipsStream,
+        MailMessagesStream,
     }
 )
 

@@ -19,6 +19,7 @@ from typing_extensions import override
 
 from tap_pipedrive.client import DELETED_AT, PipedriveStream
 from tap_pipedrive.pagination import response_body
+from tap_pipedrive.resilience import GoneError
 
 if t.TYPE_CHECKING:
     import requests
@@ -72,12 +73,35 @@ class RecordsUnderKeyStream(PipedriveStream):
 
 
 class PerParentStream(PipedriveStream):
-    """Requests ``path`` (with ``{id}``) once per parent record."""
+    """Requests ``path`` (with ``{id}``, or with the id as ``parent_param``) once per parent
+    record. A parent gone meanwhile (404/410) has no rows.
+
+    With ``replaces_children``, the rows of one parent are its complete set, keyed by the
+    parent's id and the position (``x-replace-children-of``, as :class:`ChildRowsStream`): a
+    parent read again whose set is now empty is sent as one row marked deleted, so the target
+    retires what it had."""
 
     #: Column of the parent's id added to each record (when the API leaves it out).
     parent_column: t.ClassVar[str | None] = None
+    #: Query parameter carrying the parent's id, for a path without ``{id}``.
+    parent_param: t.ClassVar[str | None] = None
+    replaces_children: t.ClassVar[bool] = False
     state_partitioning_keys: t.ClassVar[list[str]] = []
     deleted_flags = ()
+
+    @override
+    def _build_schema(self, base: dict[str, t.Any]) -> dict[str, t.Any]:
+        schema = super()._build_schema(base)
+        if self.replaces_children:
+            schema[REPLACE_CHILDREN_OF] = [self.parent_column]
+        return schema
+
+    @override
+    def _generate_schema_messages(self) -> t.Generator[t.Any, None, None]:
+        for message in super()._generate_schema_messages():
+            if self.replaces_children:
+                message.schema[REPLACE_CHILDREN_OF] = [self.parent_column]
+            yield message
 
     @override
     def get_url(self, context: Context | None) -> str:
@@ -85,10 +109,31 @@ class PerParentStream(PipedriveStream):
         return f"{self.url_base}{self.endpoint_for(context).replace('{id}', ident)}"
 
     @override
+    def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
+        params = super().get_url_params(context, next_page_token)
+        if self.parent_param is not None:
+            params[self.parent_param] = (context or {}).get("id")
+        return params
+
+    @override
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
-        if (context or {}).get("id") is None:
+        ident = (context or {}).get("id")
+        if ident is None:
             return  # a context for other children of the parent (a batch of child rows)
-        yield from super().get_records(context)
+        position = 0
+        try:
+            for row in super().get_records(context):
+                if self.replaces_children and isinstance(row, dict):
+                    row["position"] = position
+                    row[DELETED_AT] = None
+                position += 1
+                yield row
+        except GoneError:
+            self.logger.info("%s: parent %s is gone (404), no rows", self.name, ident)
+            return
+        if self.replaces_children and position == 0 and (context or {}).get("mark_empty"):
+            stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            yield {self.parent_column: ident, "position": 0, DELETED_AT: stamp}
 
     @property
     def _typed_pages(self) -> None:
@@ -97,9 +142,13 @@ class PerParentStream(PipedriveStream):
 
     @override
     def post_process(self, row: t.Any, context: Context | None = None) -> dict[str, t.Any] | None:
+        deleted = row.get(DELETED_AT) if isinstance(row, dict) else None
         if self.parent_column is not None and isinstance(row, dict):
             row[self.parent_column] = (context or {}).get("id")
-        return super().post_process(row, context)
+        record = super().post_process(row, context)
+        if record is not None and deleted is not None:
+            record[DELETED_AT] = deleted  # an empty set's marker
+        return record
 
 
 class ChildRowsStream(PipedriveStream):
@@ -203,6 +252,14 @@ class ChildRowsParent(PipedriveStream):
             for c in self.child_streams
         )
 
+    def per_record_context(
+        self, record: dict[str, t.Any], context: Context | None
+    ) -> dict[str, t.Any] | None:
+        """The context of one record's per-record children (none for a deleted record)."""
+        if record.get(DELETED_AT) or record.get("id") is None:
+            return None
+        return {"id": record["id"], "mark_empty": self.reads_changes(context)}
+
     def carry_for_children(self, record: dict[str, t.Any]) -> dict[str, t.Any]:
         """What of a record the children need (its id and their arrays)."""
         keep = {"id": record.get("id"), "update_time": record.get("update_time")}
@@ -215,7 +272,9 @@ class ChildRowsParent(PipedriveStream):
         self, record: dict[str, t.Any], context: Context | None
     ) -> t.Iterable[Context | None]:
         if self._per_record_wanted():
-            yield {"id": record.get("id")}
+            own = self.per_record_context(record, context)
+            if own is not None:
+                yield own
         if not self._child_rows_wanted():
             return
         self._pending_parents.append(self.carry_for_children(record))
@@ -247,9 +306,8 @@ class ChildRowsParent(PipedriveStream):
     def _sync_children(self, child_context: Context | None) -> None:
         # A batch of child rows goes to the child-row streams, a record's id to the per-record
         # streams: each child is synced only with the contexts meant for it.
-        batch = child_context is not None and "parent_batch" in child_context
         for child in self.child_streams:
-            if isinstance(child, ChildRowsStream) != batch:
+            if not context_for(child, child_context):
                 continue
             if child.selected or child.has_selected_descendents:
                 try:
@@ -264,3 +322,14 @@ class ChildRowsParent(PipedriveStream):
         if self._pending_parents:
             self._sync_children(self._take_batch())
         super()._write_state_message()
+
+
+def context_for(child: t.Any, context: Context | None) -> bool:
+    """Whether a child sync context is meant for ``child``: a batch of parents for the child
+    row streams, one record's id for the per-record streams, anything else for the rest."""
+    ctx = context or {}
+    if isinstance(child, ChildRowsStream):
+        return "parent_batch" in ctx
+    if isinstance(child, PerParentStream):
+        return "id" in ctx
+    return "parent_batch" not in ctx and "id" not in ctx

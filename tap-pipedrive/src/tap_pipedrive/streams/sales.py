@@ -19,7 +19,7 @@ if t.TYPE_CHECKING:
 DEAL_IDS_PER_REQUEST = 100  # the most /deals/products accepts in deal_ids
 
 
-class DealsStream(IncrementalStream):
+class DealsStream(ChildRowsParent, IncrementalStream):
     """Every deal, deleted ones flagged with ``_sdc_deleted_at``, archived ones with
     ``is_archived`` (read from ``/deals/archived`` as a second partition with its own bookmark).
 
@@ -42,7 +42,10 @@ class DealsStream(IncrementalStream):
 
     @cached_property
     def _line_items_wanted(self) -> bool:
-        return any(c.selected or c.has_selected_descendents for c in self.child_streams)
+        return any(
+            isinstance(c, DealProductsStream) and (c.selected or c.has_selected_descendents)
+            for c in self.child_streams
+        )
 
     @override
     def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
@@ -55,6 +58,7 @@ class DealsStream(IncrementalStream):
     def generate_child_contexts(
         self, record: dict[str, t.Any], context: Context | None
     ) -> t.Iterable[Context | None]:
+        yield from super().generate_child_contexts(record, context)  # the per-deal streams
         if not self._line_items_wanted or record.get("products_count") == 0:
             return
         self._pending_deal_ids.append(int(record["id"]))
@@ -70,7 +74,7 @@ class DealsStream(IncrementalStream):
             sync_children(self, {"deal_ids": batch})
         super().finish_full_read()
         for child in self.child_streams:
-            if isinstance(child, PipedriveStream) and child.selected:
+            if isinstance(child, DealProductsStream) and child.selected:
                 child.finish_full_read()
 
 
