@@ -99,6 +99,11 @@ OBJECTS = {
     "organization_followers": "Organization followers",
     "product_followers": "Product followers",
     "product_variations": "Product variations",
+    "deal_followers": "Deal followers",
+    "deal_participants": "Deal participants",
+    "deal_discounts": "Deal discounts",
+    "organization_relationships": "Organization relationships (each side)",
+    "mail_messages": "Mail messages, with from / to / cc / bcc",
 }
 
 
@@ -122,12 +127,16 @@ def _endpoint_text(stream: PipedriveStream) -> str:
         source = f"`{parent.name}.{stream.array}`" if parent else "the field definitions"
         return f"none: from {source}"
     text = ", ".join(f"`{p}`" for p in _endpoints(stream))
+    if isinstance(stream, PerParentStream) and stream.parent_param is not None:
+        text = text[:-1] + f"?{stream.parent_param}={{id}}`"
     if isinstance(stream, PartitionedStream) and not stream.partition_paths:
         values = ", ".join(str(v) for v in stream.partition_values)
         text += f" per `{stream.partition_key}` ({values})"
     if isinstance(stream, PerParentStream) and stream.parent_stream_type is not None:
         parent = stream.parent_stream_type
         changed = " changed since the bookmark" if issubclass(parent, IncrementalStream) else ""
+        if stream.name == "mail_messages":
+            changed = " updated since the last read"
         text += f", one request per `{parent.name}` record{changed}"
     if stream.name == "deal_stage_changes":
         return "`/api/v1/deals/{id}/changelog` (or `/flow`), per changed deal"
@@ -152,7 +161,7 @@ def _replication(stream: PipedriveStream) -> str:
 
 
 def _deletes(stream: PipedriveStream) -> str:
-    if isinstance(stream, ChildRowsStream):
+    if isinstance(stream, ChildRowsStream) or getattr(stream, "replaces_children", False):
         return "child set: children missing from a parent read are retired"
     flags = " or ".join(f"`{k}={v!r}`" for k, v in stream.deleted_flags)
     if flags:

@@ -220,6 +220,11 @@ def test_the_opt_in_streams_are_the_per_parent_ones():
         "organization_followers",
         "product_followers",
         "product_variations",
+        "deal_followers",
+        "deal_participants",
+        "deal_discounts",
+        "organization_relationships",
+        "mail_messages",
     }
     children = {cls.name for cls in STREAM_TYPES if issubclass(cls, ChildRowsStream)}
     assert not children & names  # free: selected by default

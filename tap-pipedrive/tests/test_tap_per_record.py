@@ -183,11 +183,7 @@ def test_an_added_and_a_removed_participant_are_reflected_after_the_next_run(
     coverage = sim.simulator.coverage
 
     def truth() -> set[tuple[int, int]]:
-        return {
-            (d["id"], p["person_id"])
-            for d in _deals(sim)
-            for p in coverage.participants(d)
-        }
+        return {(d["id"], p["person_id"]) for d in _deals(sim) for p in coverage.participants(d)}
 
     assert _participants_in(postgres_url, pg_schema) == truth()
 

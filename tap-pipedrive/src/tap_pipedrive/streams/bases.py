@@ -87,7 +87,7 @@ class PerParentStream(PipedriveStream):
     parent_param: t.ClassVar[str | None] = None
     replaces_children: t.ClassVar[bool] = False
     state_partitioning_keys: t.ClassVar[list[str]] = []
-    deleted_flags = ()
+    deleted_flags: t.ClassVar[tuple[tuple[str, t.Any], ...]] = ()
 
     @override
     def _build_schema(self, base: dict[str, t.Any]) -> dict[str, t.Any]:
@@ -133,7 +133,7 @@ class PerParentStream(PipedriveStream):
             return
         if self.replaces_children and position == 0 and (context or {}).get("mark_empty"):
             stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            yield {self.parent_column: ident, "position": 0, DELETED_AT: stamp}
+            yield {str(self.parent_column): ident, "position": 0, DELETED_AT: stamp}
 
     @property
     def _typed_pages(self) -> None:
