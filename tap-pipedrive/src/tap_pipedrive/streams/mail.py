@@ -62,9 +62,13 @@ class MailThreadsStream(PartitionedStream):
                 self._at_newest.add(ident)
         state = messages.stream_state
         since = state.get(THREADS_READ_THROUGH)
-        if isinstance(since, str) and isinstance(stamp, str):
-            if stamp < since or (stamp == since and ident in state.get(THREADS_AT_MARK, ())):
-                return
+        seen = state.get(THREADS_AT_MARK, ())
+        if (
+            isinstance(since, str)
+            and isinstance(stamp, str)
+            and (stamp < since or (stamp == since and ident in seen))
+        ):
+            return
         yield {"id": ident}
 
     @override
