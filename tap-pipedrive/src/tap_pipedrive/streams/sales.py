@@ -9,7 +9,7 @@ from typing_extensions import override
 
 from tap_pipedrive.client import IncrementalStream, PipedriveStream
 from tap_pipedrive.sdk_seam import sync_children
-from tap_pipedrive.streams.bases import ChildRowsParent
+from tap_pipedrive.streams.bases import ChildRowsParent, PerParentStream
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -42,8 +42,9 @@ class DealsStream(ChildRowsParent, IncrementalStream):
 
     @cached_property
     def _line_items_wanted(self) -> bool:
+        # The streams read by batches of deal ids (line items, installments).
         return any(
-            isinstance(c, DealProductsStream) and (c.selected or c.has_selected_descendents)
+            not isinstance(c, PerParentStream) and (c.selected or c.has_selected_descendents)
             for c in self.child_streams
         )
 
@@ -74,7 +75,11 @@ class DealsStream(ChildRowsParent, IncrementalStream):
             sync_children(self, {"deal_ids": batch})
         super().finish_full_read()
         for child in self.child_streams:
-            if isinstance(child, DealProductsStream) and child.selected:
+            if (
+                isinstance(child, PipedriveStream)
+                and not isinstance(child, PerParentStream)
+                and child.selected
+            ):
                 child.finish_full_read()
 
 
