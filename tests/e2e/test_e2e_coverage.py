@@ -67,6 +67,14 @@ def test_new_tables_and_child_sets_through_meltano(pipedrive_simulator_factory, 
         )
     }
     assert "user_permissions" not in tables
+    per_record = {
+        "deal_participants",
+        "deal_followers",
+        "deal_discounts",
+        "organization_relationships",
+        "mail_messages",
+    }
+    assert not per_record & tables
     assert {"person_emails", "activity_participants", "field_options"} <= tables
 
     simulator.advance(3600)
