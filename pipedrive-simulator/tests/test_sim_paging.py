@@ -359,8 +359,18 @@ def test_v1_sort_parameter(client):
     assert client.get("/v1/notes", sort="colour ASC").status_code == 400
     assert client.get("/v1/notes", sort="id SIDEWAYS").status_code == 400
     assert client.get("/v1/files", limit=101).status_code == 400
+    # The account's saved filters (coverage_data) are listed by recents as item "filter".
     recents = client.ok("/v1/recents", since_timestamp="2020-01-01 00:00:00", items="filter")
-    assert recents["data"] == []
+    filters = client.handle.simulator.coverage.rows("filters")
+    assert filters
+    assert sorted(r["id"] for r in recents["data"]) == sorted(f["id"] for f in filters)
+    assert {r["item"] for r in recents["data"]} == {"filter"}
+    assert all(" " in r["data"]["update_time"] for r in recents["data"])  # v1 times
+    newest = max(f["update_time"] for f in filters)
+    later = f"{newest[:10]} {newest[11:19]}"
+    assert [
+        r["id"] for r in client.ok("/v1/recents", since_timestamp=later, items="filter")["data"]
+    ] == [f["id"] for f in filters if f["update_time"] == newest]
 
 
 def test_line_items_of_purged_deals_are_gone_everywhere(client):
