@@ -409,3 +409,77 @@ def test_through_the_cli(tmp_path, postgres_url, pg_schema, rows, partitions):
         "deal_changes_p202404": 2,
     }
     assert len(rows("deal_changes", "id")) == 7
+
+
+def _stage_input() -> str:
+    def schema(stream: str, props: dict[str, Any], key: str = "id") -> dict[str, Any]:
+        body = {"type": "object", "properties": props}
+        return {"type": "SCHEMA", "stream": stream, "key_properties": [key], "schema": body}
+
+    def record(stream: str, body: dict[str, Any]) -> dict[str, Any]:
+        return {"type": "RECORD", "stream": stream, "record": body}
+
+    integer, text = {"type": ["null", "integer"]}, {"type": ["null", "string"]}
+    moment = {"type": ["null", "string"], "format": "date-time"}
+    messages = [
+        schema("stages", {"id": {"type": "integer"}, "name": text, "pipeline_id": integer}),
+        *(
+            record("stages", {"id": i, "name": name, "pipeline_id": 1})
+            for i, name in ((1, "Lead"), (2, "Offer"), (3, "Won"))
+        ),
+        schema(
+            "deals",
+            {"id": {"type": "integer"}, "title": text, "stage_id": integer, "add_time": moment},
+        ),
+        record("deals", {"id": 1, "title": "a", "stage_id": 3, "add_time": "2024-01-05T10:00:00Z"}),
+        record("deals", {"id": 2, "title": "b", "stage_id": 2, "add_time": "2024-02-05T10:00:00Z"}),
+        schema(
+            "deal_stage_changes",
+            {
+                "id": {"type": "string"},
+                "deal_id": integer,
+                "from_stage_id": integer,
+                "to_stage_id": integer,
+                "changed_at": moment,
+            },
+        ),
+    ]
+    changes = [
+        ("c1", 1, None, 1, "2024-01-05T10:00:00Z"),
+        ("c2", 1, 1, 2, "2024-02-01T10:00:00Z"),
+        ("c3", 1, 2, 3, "2024-03-15T10:00:00Z"),
+        ("c4", 2, None, 1, "2024-02-05T10:00:00Z"),
+        ("c5", 2, 1, 2, "2024-04-20T10:00:00Z"),
+    ]
+    for key, deal, frm, to, when in changes:
+        body = {"id": key, "deal_id": deal, "from_stage_id": frm, "to_stage_id": to}
+        messages.append(record("deal_stage_changes", {**body, "changed_at": when}))
+    return "".join(json.dumps(m) + "\n" for m in messages)
+
+
+def test_stage_history_tables_partitioned_and_an_unpartitioned_one_rebuilt(
+    run_target, rows, partitions, db, pg_schema, other_schema
+):
+    columns = "deal_id, stay_number, stage_id, entered_at, left_at, is_current"
+    run_target(_stage_input())
+    expected = rows("deal_stage_history", columns, order="1, 2")
+    assert len(expected) == 5
+    assert partitions("deal_stage_history") == {}
+    # Named later: the derived table is rebuilt partitioned, with the same rows.
+    run_target(_stage_input(), partitioned_tables=["deal_stage_history"])
+    assert rows("deal_stage_history", columns, order="1, 2") == expected
+    assert partitions("deal_stage_history") == {
+        "deal_stage_history_default": 0,
+        "deal_stage_history_p202401": 1,
+        "deal_stage_history_p202402": 2,
+        "deal_stage_history_p202403": 1,
+        "deal_stage_history_p202404": 1,
+    }
+    assert len(rows("deal_stage_durations", "*")) > 0  # its views are back
+    # From scratch, the stage changes partitioned too.
+    tables = ["deal_stage_changes", "deal_stage_history"]
+    run_target(_stage_input(), default_target_schema=other_schema, partitioned_tables=tables)
+    assert _rows_of(db, other_schema, "deal_stage_history", columns, "1, 2") == expected
+    for table in tables:
+        found = db.execute(q.partitions(), {"schema": other_schema, "table": table}).fetchall()
+        assert len(found) == 5, table  # four months and DEFAULT

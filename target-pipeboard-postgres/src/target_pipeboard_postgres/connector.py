@@ -407,6 +407,14 @@ class PostgresConnector(SQLConnector):
         else:
             partitioned[history] = current
 
+    def sweep_table(self, schema: str, table: str) -> None:
+        """Give DEFAULT-partition rows of ``table`` their partitions, if it is partitioned."""
+        conn = self.pg
+        column = partitioning.catalog_column(conn, schema, table)
+        if column is not None:
+            with conn.transaction():
+                partitioning.sweep(conn, schema, table, column, self.partitions)
+
     def sweep_partitions(self, layout: TableLayout) -> None:
         """Give rows other writers put into DEFAULT partitions their partitions (after the
         run's expansions, which write history versions)."""

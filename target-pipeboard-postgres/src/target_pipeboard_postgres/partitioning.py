@@ -50,12 +50,14 @@ INTERVALS = {"month": 1, "quarter": 3, "year": 12}
 DEFAULT_INTERVAL = "month"
 HISTORY_SUFFIX = "_history"
 HISTORY_COLUMN = "_valid_from"
+STAGE_HISTORY_TABLE = "deal_stage_history"  # stage history's derived table
 # Tables whose time column is known (the streams tap-pipedrive writes).
 KNOWN_COLUMNS = {
     "deal_stage_changes": "changed_at",
     "deal_changes": "changed_at",
     "person_changes": "changed_at",
     "organization_changes": "changed_at",
+    STAGE_HISTORY_TABLE: "entered_at",
 }
 TIME_TYPES = {"timestamptz", "timestamp", "date"}
 _BOUND = re.compile(r"FROM \('(\d{4}-\d{2}-\d{2})[^']*'\) TO \('(\d{4}-\d{2}-\d{2})[^']*'\)")
@@ -76,7 +78,8 @@ def config_properties() -> list[th.Property[Any]]:
                 '`{"table": "time_column"}`, or a list of tables whose column is known '
                 "(`deal_stage_changes`, `deal_changes`, `person_changes`, "
                 "`organization_changes`: `changed_at`; history mode's `<table>_history`: "
-                "`_valid_from`). None by default. See docs/partitioning.md."
+                "`_valid_from`; stage history's `deal_stage_history`: `entered_at`). None by "
+                "default. See docs/partitioning.md."
             ),
         ),
         th.Property(
@@ -143,9 +146,9 @@ def _as_tables(value: Any) -> dict[str, str]:
 
 def known_column(table: str) -> str | None:
     """The time column of a table the target knows, if any."""
-    if table.endswith(HISTORY_SUFFIX):
-        return HISTORY_COLUMN
-    return KNOWN_COLUMNS.get(table)
+    if table in KNOWN_COLUMNS:
+        return KNOWN_COLUMNS[table]
+    return HISTORY_COLUMN if table.endswith(HISTORY_SUFFIX) else None
 
 
 @dataclass(frozen=True)
@@ -174,6 +177,13 @@ class PartitionSettings:
         ):
             raise InvalidSettingError(
                 RETENTION_SETTING, f"expected a positive number of months, got {retention!r}"
+            )
+        stays = tables.get(STAGE_HISTORY_TABLE)
+        if stays is not None and stays != KNOWN_COLUMNS[STAGE_HISTORY_TABLE]:
+            raise InvalidSettingError(
+                TABLES_SETTING,
+                f"{STAGE_HISTORY_TABLE} is partitioned by entered_at (part of its key), not "
+                f"{stays!r}",
             )
         if tables and config.get("load_method") == "overwrite":
             raise InvalidSettingError(

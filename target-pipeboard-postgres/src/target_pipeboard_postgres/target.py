@@ -351,13 +351,17 @@ class TargetPipeboardPostgres(TargetSeam):
         if not self._loaded_schemas:
             return
         conn = self.target_connector.pg
+        stays = partitioning.STAGE_HISTORY_TABLE
+        partitioned = self.target_connector.partitions.column_for(stays) is not None
         for schema in sorted(self._loaded_schemas):
             stage_history.expand(
                 conn,
                 schema,
                 self.stage_history,
                 table_name=lambda stream: identifiers.split_stream_name(stream, None)[1],
+                partitioned=partitioned,
             )
+            self.target_connector.sweep_table(schema, stays)
             changelog_history.rebuild(
                 conn, schema, table_name=lambda s: identifiers.split_stream_name(s, None)[1]
             )
