@@ -36,7 +36,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -72,7 +71,9 @@ def _timed(conn: psycopg.Connection[Any], statement: sql.Composable, **params: A
 
 def _create(conn: psycopg.Connection[Any], variant: str) -> None:
     table = sql.Identifier(SCHEMA, variant)
-    partition = sql.SQL(" PARTITION BY RANGE (_valid_from)") if variant == "partitioned" else sql.SQL("")
+    partition = (
+        sql.SQL(" PARTITION BY RANGE (_valid_from)") if variant == "partitioned" else sql.SQL("")
+    )
     conn.execute(
         sql.SQL("CREATE TABLE {} ({}, PRIMARY KEY (id, _valid_from)){}").format(
             table, sql.SQL(COLUMNS), partition
@@ -184,7 +185,9 @@ def _query_times(
 def _retention(conn: psycopg.Connection[Any], variant: str) -> float:
     """Remove the oldest month (January 2021)."""
     if variant == "partitioned":
-        return _timed(conn, sql.SQL("DROP TABLE {}").format(sql.Identifier(SCHEMA, "partitioned_p202101")))
+        return _timed(
+            conn, sql.SQL("DROP TABLE {}").format(sql.Identifier(SCHEMA, "partitioned_p202101"))
+        )
     return _timed(
         conn,
         sql.SQL("DELETE FROM {} WHERE _valid_from < '2021-02-01'").format(
@@ -223,8 +226,9 @@ def sql_part(url: str, rows: int, deals: int, repeat: int) -> dict[str, Any]:
                 "queries": _query_times(conn, variant, deals, repeat),
             }
         for variant in VARIANTS:
-            results[variant]["drop_oldest_month_seconds"] = _retention(conn, variant)
-            _log(f"{variant}: oldest month removed in {results[variant]['drop_oldest_month_seconds']:.2f} s")
+            seconds = _retention(conn, variant)
+            results[variant]["drop_oldest_month_seconds"] = seconds
+            _log(f"{variant}: oldest month removed in {seconds:.2f} s")
     return results
 
 
@@ -264,7 +268,9 @@ def _singer_file(path: Path, rows: int, *, updated: bool) -> None:
                 "new_value": str((i + 1) % 40 + (1000 if updated else 0)),
                 "changed_at": moment.isoformat(),
             }
-            out.write(json.dumps({"type": "RECORD", "stream": "deal_changes", "record": record}) + "\n")
+            out.write(
+                json.dumps({"type": "RECORD", "stream": "deal_changes", "record": record}) + "\n"
+            )
 
 
 def _run_target(url: str, schema: str, partitioned: bool, batch: int, singer: Path) -> float:
@@ -299,7 +305,9 @@ def target_part(url: str, rows: int, batch: int) -> dict[str, Any]:
             schema = f"{SCHEMA}_{'part' if partitioned else 'flat'}"
             name = "partitioned" if partitioned else "flat"
             with psycopg.connect(url, autocommit=True) as conn:
-                conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+                conn.execute(
+                    sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
+                )
             load = _run_target(url, schema, partitioned, batch, first)
             upsert = _run_target(url, schema, partitioned, batch, second)
             with psycopg.connect(url, autocommit=True) as conn:
@@ -352,8 +360,13 @@ def _markdown(figures: dict[str, Any]) -> str:
         lines.append("")
         lines.append("| target run | not partitioned | partitioned |")
         lines.append("|---|---:|---:|")
-        for key, label in (("load_seconds", "initial load (s)"), ("upsert_seconds", "upsert pass (s)")):
-            lines.append(f"| {label} | {target['flat'][key]:.1f} | {target['partitioned'][key]:.1f} |")
+        for key, label in (
+            ("load_seconds", "initial load (s)"),
+            ("upsert_seconds", "upsert pass (s)"),
+        ):
+            lines.append(
+                f"| {label} | {target['flat'][key]:.1f} | {target['partitioned'][key]:.1f} |"
+            )
         lines.append(
             f"| tables holding the rows | {target['flat']['tables_holding_rows']} | "
             f"{target['partitioned']['tables_holding_rows']} |"
