@@ -2,7 +2,7 @@
 by ``_valid_from`` and not, and what that changes for loading and for typical BI queries.
 
     nice -n 10 python bench/partition_bench.py --rows 10000000 [--deals 200000] [--keep]
-    nice -n 10 python bench/partition_bench.py --target-only --batch-rows 100000
+    nice -n 10 python bench/partition_bench.py --target-only --target-rows 500000
 
 Part one builds the tables in SQL (``generate_series``), shaped like a history-mode table
 (``deals_history``: key ``id``, ``_valid_from``/``_valid_to``/``_is_current``, the deal columns
@@ -18,9 +18,9 @@ Then each query runs warm several times (the median is reported): one month of h
 deal's history, the state of all deals as of a date, the open versions; and retention: removing
 the oldest month (DELETE on the flat tables, DROP of the partition).
 
-Part two times the target itself (its real CLI, one process per run) loading a stream of
-``--batch-rows`` rows spread over 24 months into an empty schema, then an upsert pass of the
-same rows, with and without ``partitioned_tables``.
+Part two times the target itself (its real CLI, one process per run) loading a changelog-like
+stream of ``--target-rows`` rows spread over 24 months, in batches of ``--batch-rows``, into an
+empty schema, then an upsert pass of the same keys, with and without ``partitioned_tables``.
 
 Everything happens in the schema ``pb_partition_bench`` (dropped at the end unless ``--keep``).
 Figures print as a Markdown table (stdout) and as JSON (``--json FILE``).
@@ -287,9 +287,15 @@ def _run_target(url: str, schema: str, partitioned: bool, batch: int, singer: Pa
     exe = ROOT / ".venv" / "bin" / "target-pipeboard-postgres"
     started = time.perf_counter()
     with singer.open("rb") as stdin:
-        subprocess.run(
-            [str(exe), "--config", handle.name], stdin=stdin, stdout=subprocess.DEVNULL, check=True
+        result = subprocess.run(
+            [str(exe), "--config", handle.name],
+            stdin=stdin,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            check=False,
         )
+    if result.returncode != 0:
+        sys.exit(result.stderr.decode(errors="replace")[-3000:])
     seconds = time.perf_counter() - started
     os.unlink(handle.name)
     return seconds
@@ -380,6 +386,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--deals", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--target-rows", type=int, default=500_000)
     parser.add_argument("--batch-rows", type=int, default=100_000)
     parser.add_argument("--sql-only", action="store_true")
     parser.add_argument("--target-only", action="store_true")
@@ -400,7 +407,7 @@ def main() -> None:
                         sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(SCHEMA))
                     )
     if not args.sql_only:
-        figures["target"] = target_part(args.database_url, args.batch_rows, args.batch_rows // 10)
+        figures["target"] = target_part(args.database_url, args.target_rows, args.batch_rows)
     figures["load_after"] = os.getloadavg()
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2, default=str))
