@@ -7,7 +7,7 @@ import logging
 import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,8 +21,10 @@ from target_pipeboard_postgres import (
     embedded,
     history_mode_sql,
     identifiers,
+    partitioning,
     sql_builders,
 )
+from target_pipeboard_postgres import partitioning_sql as part_sql
 from target_pipeboard_postgres.commit_ledger import BackgroundLoader
 from target_pipeboard_postgres.errors import DatabaseUnavailableError
 from target_pipeboard_postgres.post_load import LoadedBatch, PostLoadExpansion
@@ -72,6 +74,8 @@ class TableLayout:
     has_unique_key: bool
     added: int = 0
     widened: int = 0
+    # Partitioned tables of this layout (the table, its history table) -> time column.
+    partitioned: dict[str, str] = field(default_factory=dict)
 
 
 # Postgres refusing a float's text for a bigint column: an integer literal past 64 bits, which
@@ -100,6 +104,7 @@ class PostgresConnector(SQLConnector):
     ) -> None:
         super().__init__(config=config)
         self._spec: ConnectionSpec = connection_spec(self.config)
+        self.partitions = partitioning.PartitionSettings.from_config(self.config)
         self._conn: psycopg.Connection[Any] | None = None
         # One batch may load in the background (on the loader's thread) while the next one is
         # read; everything else on the connection waits for it first (see `pg`).
@@ -265,14 +270,33 @@ class PostgresConnector(SQLConnector):
             key_columns = [columns[k] for k in key_properties]
             existing = self.existing_columns(schema, table)
             added = widened = 0
+            partitioned: dict[str, str] = {}
+            wanted = self.partitions.column_for(table)
+            if wanted is not None and wanted not in desired and wanted in columns:
+                wanted = columns[wanted]  # named by its property
             if not existing:
-                conn.execute(
-                    sql_builders.create_table(
-                        schema, table, list(desired.items()), key_columns if primary_key else []
+                if wanted is not None:
+                    partitioning.check_column(table, wanted, desired.get(wanted))
+                    for statement in part_sql.create_parent(
+                        schema,
+                        table,
+                        list(desired.items()),
+                        key_columns if primary_key else [],
+                        wanted,
+                    ):
+                        conn.execute(statement)
+                    partitioned[table] = wanted
+                else:
+                    conn.execute(
+                        sql_builders.create_table(
+                            schema, table, list(desired.items()), key_columns if primary_key else []
+                        )
                     )
-                )
                 final = dict(desired)
             else:
+                current = self._partition_column(schema, table, wanted)
+                if current is not None:
+                    partitioned[table] = current
                 final = dict(existing)
                 for column, kind in desired.items():
                     if column not in existing:
@@ -295,10 +319,7 @@ class PostgresConnector(SQLConnector):
                 conn.execute(sql_builders.create_table_like(schema, extra, table))
             followers = list(extra_tables)
             if history_table is not None:
-                for statement in history_mode_sql.create_history_table(
-                    schema, history_table, table, key_columns
-                ):
-                    conn.execute(statement)
+                self._prepare_history_table(schema, history_table, table, key_columns, partitioned)
                 followers.append(history_table)
             for extra in followers:
                 have = self.existing_columns(schema, extra)
@@ -314,6 +335,18 @@ class PostgresConnector(SQLConnector):
                     sql_builders.write_metadata(schema),
                     {"table": table, "property": prop, "column": column, "source_key": key},
                 )
+        for name in partitioned:
+            dropped = partitioning.drop_expired(conn, schema, name, self.partitions)
+            if dropped:
+                logger.info(
+                    "Dropped %d partition(s) of %s.%s older than %d months (%s): %s",
+                    len(dropped),
+                    schema,
+                    name,
+                    self.partitions.retention_months,
+                    partitioning.RETENTION_SETTING,
+                    ", ".join(dropped),
+                )
         unique = set(key_columns) in self.unique_key_sets(schema, table) if key_columns else False
         return TableLayout(
             schema=schema,
@@ -324,7 +357,71 @@ class PostgresConnector(SQLConnector):
             has_unique_key=unique,
             added=added,
             widened=widened,
+            partitioned=partitioned,
         )
+
+    def _partition_column(self, schema: str, table: str, wanted: str | None) -> str | None:
+        """The time column an existing table is partitioned by (the catalog decides), checked
+        against the one the setting asks for."""
+        current = partitioning.catalog_column(self.pg, schema, table)
+        if wanted is not None and current is None:
+            raise partitioning.not_partitioned_error(schema, table, wanted)
+        if wanted is not None and current != wanted:
+            raise partitioning.PartitioningError(
+                f"{schema}.{table} is partitioned by {current}, but `"
+                f"{partitioning.TABLES_SETTING}` names {wanted}; a table keeps its partition "
+                "column (give the one it has)"
+            )
+        return current
+
+    def _prepare_history_table(
+        self,
+        schema: str,
+        history: str,
+        table: str,
+        key_columns: Sequence[str],
+        partitioned: dict[str, str],
+    ) -> None:
+        """History mode's table, partitioned by ``_valid_from`` when the setting names it."""
+        wanted = self.partitions.column_for(history)
+        if wanted is not None and wanted != history_mode_sql.VALID_FROM:
+            raise partitioning.PartitioningError(
+                f"`{partitioning.TABLES_SETTING}` partitions the history table {history} by "
+                f"{wanted!r}; history tables are partitioned by {history_mode_sql.VALID_FROM}"
+            )
+        if self.existing_columns(schema, history):
+            current = self._partition_column(schema, history, wanted)
+        elif wanted is not None:
+            for statement in part_sql.create_history_parent(
+                schema, history, table, key_columns, history_mode_sql.current_index(history)
+            ):
+                self.pg.execute(statement)
+            current = wanted
+        else:
+            current = None
+        if current is None:
+            for statement in history_mode_sql.create_history_table(
+                schema, history, table, key_columns
+            ):
+                self.pg.execute(statement)
+        else:
+            partitioned[history] = current
+
+    def sweep_table(self, schema: str, table: str) -> None:
+        """Give DEFAULT-partition rows of ``table`` their partitions, if it is partitioned."""
+        conn = self.pg
+        column = partitioning.catalog_column(conn, schema, table)
+        if column is not None:
+            with conn.transaction():
+                partitioning.sweep(conn, schema, table, column, self.partitions)
+
+    def sweep_partitions(self, layout: TableLayout) -> None:
+        """Give rows other writers put into DEFAULT partitions their partitions (after the
+        run's expansions, which write history versions)."""
+        conn = self.pg
+        for table, column in layout.partitioned.items():
+            with conn.transaction():
+                partitioning.sweep(conn, layout.schema, table, column, self.partitions)
 
     # Loading
 
@@ -437,6 +534,9 @@ class PostgresConnector(SQLConnector):
                     )
                     for expansion in expansions:
                         expansion.after_load(conn, batch)
+                for table, column in layout.partitioned.items():
+                    if table != load_table:  # written by an expansion (history versions)
+                        partitioning.sweep(conn, layout.schema, table, column, self.partitions)
         except BatchFailure:
             raise
         except psycopg.OperationalError:
@@ -460,12 +560,20 @@ class PostgresConnector(SQLConnector):
         """Write the batch's rows; a function giving a relation that holds them."""
         schema = layout.schema
         keys = layout.key_columns
-        if not upsert or not keys:
+        # A partitioned table's batch is always staged: its months' partitions come first.
+        time_column = layout.partitioned.get(load_table)
+        appended = not upsert or not keys
+        if appended and time_column is None:
             self._copy_rows(cur, sql_builders.copy_into_table(schema, load_table, columns), rows)
             if deletes:
                 cur.execute(sql_builders.delete_marked(schema, load_table))
             return lambda: pgsql.Identifier(schema, load_table)
-        if direct and not deletes and self._all_keys_new(layout, load_table, columns, rows):
+        if (
+            time_column is None
+            and direct
+            and not deletes
+            and self._all_keys_new(layout, load_table, columns, rows)
+        ):
             # Only new keys (an initial load, new records): no staging needed.
             self._copy_rows(cur, sql_builders.copy_into_table(schema, load_table, columns), rows)
             key = keys[0]
@@ -482,6 +590,20 @@ class PostgresConnector(SQLConnector):
             sql_builders.create_stage(stage, [(c, layout.column_types[c]) for c in columns])
         )
         self._copy_rows(cur, sql_builders.copy_into_stage(stage, columns), rows)
+        if time_column is not None:
+            partitioning.ensure_for(
+                cur.connection,
+                schema,
+                load_table,
+                time_column,
+                pgsql.Identifier(stage),
+                self.partitions,
+            )
+            if appended:
+                cur.execute(part_sql.insert_from_stage(schema, load_table, stage, columns))
+                if deletes:
+                    cur.execute(sql_builders.delete_marked(schema, load_table))
+                return lambda: pgsql.Identifier(schema, load_table)
         if dedupe:
             cur.execute(sql_builders.dedupe_stage(stage, keys))
         if on_staged is not None:

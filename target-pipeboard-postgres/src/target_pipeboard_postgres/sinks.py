@@ -13,6 +13,7 @@ from target_pipeboard_postgres import (
     child_sets,
     column_types,
     identifiers,
+    partitioning,
     quality,
     sql_builders,
     values,
@@ -187,7 +188,11 @@ class PostgresSink(SinkSeam):
                 reset_extra_tables=fresh_shadow,
                 history_table=history,
             )
-        except (psycopg.Error, column_types.UnsafeSQLTypeError) as exc:
+        except (
+            psycopg.Error,
+            column_types.UnsafeSQLTypeError,
+            partitioning.PartitioningError,
+        ) as exc:
             raise TableSetupError(
                 self.stream_name,
                 f"{self.schema_name}.{self.table_name}",

@@ -43,7 +43,7 @@ import psycopg
 from psycopg import sql
 from singer_sdk import typing as th
 
-from target_pipeboard_postgres import identifiers
+from target_pipeboard_postgres import identifiers, partitioning
 from target_pipeboard_postgres import stage_history_sql as q
 from target_pipeboard_postgres.identifiers import snake_case
 
@@ -377,6 +377,7 @@ def expand(
     deal_ids: Iterable[int] | None = None,
     full: bool | None = None,
     table_name: Callable[[str], str] = lambda stream: stream,
+    partitioned: bool = False,
 ) -> ExpansionResult:
     """Build or refresh stage history for the deals touched since the last expansion.
 
@@ -390,6 +391,8 @@ def expand(
         deal_ids: deals to recompute besides those queued by :func:`mark_pending`.
         full: recompute every deal; None = only when nothing was ever queued.
         table_name: maps a stream name to its table name (the loader's naming).
+        partitioned: keep ``deal_stage_history`` range-partitioned by ``entered_at`` (the
+            ``partitioned_tables`` setting); an unpartitioned one is rebuilt partitioned.
 
     Returns:
         What was done, or why nothing was.
@@ -413,7 +416,7 @@ def expand(
         if isinstance(resolved, str):
             LOGGER.info("stage history skipped: %s", resolved)
             return ExpansionResult(ran=False, reason=resolved)
-        return _expand(conn, resolved, deal_ids, full)
+        return _expand(conn, resolved, deal_ids, full, partitioned=partitioned)
 
 
 def _ensure_views(conn: psycopg.Connection[Any], src: q.Sources) -> None:
@@ -447,10 +450,24 @@ def _expand(
     src: q.Sources,
     deal_ids: Iterable[int] | None,
     full: bool | None,
+    *,
+    partitioned: bool = False,
 ) -> ExpansionResult:
     pending_existed = _columns(conn, src.schema, q.PENDING_TABLE) is not None
     history_existed = _columns(conn, src.schema, q.HISTORY_TABLE) is not None
-    for statement in q.create_metadata_tables(src.schema):
+    if (
+        partitioned
+        and history_existed
+        and partitioning.catalog_column(conn, src.schema, q.HISTORY_TABLE) is None
+    ):
+        # Derived from the stage changes: rebuilt in full, partitioned, in this transaction.
+        LOGGER.info("stage history: rebuilding %s partitioned by entered_at", q.HISTORY_TABLE)
+        # Its own views go too (re-created below); a view of someone else's stops the drop.
+        for view in (q.DURATIONS_VIEW, q.FUNNEL_VIEW):
+            conn.execute(sql.SQL("DROP VIEW IF EXISTS {}").format(sql.Identifier(src.schema, view)))
+        conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(src.schema, q.HISTORY_TABLE)))
+        history_existed = False
+    for statement in q.create_metadata_tables(src.schema, partitioned=partitioned):
         conn.execute(statement)
     conn.execute(q.create_changes_index(src, _changes_index_name(src)))
     columns, created = _sync_stage_columns(conn, src)

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
+from target_pipeboard_postgres import partitioning_sql
+
 HISTORY_TABLE = "deal_stage_history"
 COLUMNS_TABLE = "_pipeboard_stage_columns"
 STAGES_TABLE = "_pipeboard_stages"  # the views' copy of the stage dictionary
@@ -82,8 +84,39 @@ def _key_equals(table: Table, alias: str, column: str, bigint_expr: sql.Composab
     return sql.SQL("{} = ({})::text").format(_col(alias, column), bigint_expr)
 
 
-def create_metadata_tables(schema: str) -> list[sql.Composed]:
-    """The expansion's own tables: the stage -> column mapping, the history, the stages.
+def create_history_table(schema: str, *, partitioned: bool = False) -> list[sql.Composed]:
+    """The history table; ``partitioned``: range-partitioned by ``entered_at`` (which then is
+    part of the key, as Postgres requires), with its DEFAULT partition."""
+    key = "deal_id, stay_number, entered_at" if partitioned else "deal_id, stay_number"
+    by = " PARTITION BY RANGE (entered_at)" if partitioned else ""
+    statements = [
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} ("
+            " deal_id bigint NOT NULL,"
+            " stay_number integer NOT NULL,"
+            " pipeline_id bigint,"
+            " stage_id bigint NOT NULL,"
+            " entered_at timestamptz NOT NULL,"
+            " left_at timestamptz,"
+            " seconds_in_stage numeric,"
+            " is_current boolean NOT NULL,"
+            " entered_by_user_id bigint,"
+            " change_id text,"
+            " deal_status text,"
+            " deal_is_deleted boolean NOT NULL DEFAULT false,"
+            " PRIMARY KEY ({})){}"
+            # Safe: `key` and `by` are the constants above.
+        ).format(sql.Identifier(schema, HISTORY_TABLE), sql.SQL(key), sql.SQL(by))
+    ]
+    if partitioned:
+        statements.append(partitioning_sql.create_default(schema, HISTORY_TABLE))
+        statements.append(partitioning_sql.index_default(schema, HISTORY_TABLE, "entered_at"))
+    return statements
+
+
+def create_metadata_tables(schema: str, *, partitioned: bool = False) -> list[sql.Composed]:
+    """The expansion's own tables: the stage -> column mapping, the history (``partitioned``
+    by ``entered_at`` if asked), the stages.
 
     The pending-deals table is created by the loader's first :func:`mark_pending`; while it
     does not exist the expansion knows no loader queues deals and recomputes them all.
@@ -100,22 +133,7 @@ def create_metadata_tables(schema: str) -> list[sql.Composed]:
             " PRIMARY KEY (deals_table, stage_id),"
             " UNIQUE (deals_table, column_name))"
         ).format(sql.Identifier(schema, COLUMNS_TABLE)),
-        sql.SQL(
-            "CREATE TABLE IF NOT EXISTS {} ("
-            " deal_id bigint NOT NULL,"
-            " stay_number integer NOT NULL,"
-            " pipeline_id bigint,"
-            " stage_id bigint NOT NULL,"
-            " entered_at timestamptz NOT NULL,"
-            " left_at timestamptz,"
-            " seconds_in_stage numeric,"
-            " is_current boolean NOT NULL,"
-            " entered_by_user_id bigint,"
-            " change_id text,"
-            " deal_status text,"
-            " deal_is_deleted boolean NOT NULL DEFAULT false,"
-            " PRIMARY KEY (deal_id, stay_number))"
-        ).format(sql.Identifier(schema, HISTORY_TABLE)),
+        *create_history_table(schema, partitioned=partitioned),
         sql.SQL(
             "ALTER TABLE {} ADD COLUMN IF NOT EXISTS deal_status text,"
             " ADD COLUMN IF NOT EXISTS deal_is_deleted boolean NOT NULL DEFAULT false"

@@ -13,6 +13,7 @@ from target_pipeboard_postgres import (
     changelog_history,
     history_mode,
     identifiers,
+    partitioning,
     settings,
     stage_history,
 )
@@ -37,6 +38,8 @@ def _config_schema() -> dict[str, Any]:
     schema = copy.deepcopy(settings.CONFIG_SCHEMA)
     schema["properties"].update(stage_history.config_property().to_dict())
     schema["properties"].update(history_mode.config_property().to_dict())
+    for prop in partitioning.config_properties():
+        schema["properties"].update(prop.to_dict())
     return schema
 
 
@@ -110,6 +113,7 @@ class TargetPipeboardPostgres(TargetSeam):
         """The one place config is coerced (see settings.NUMBER_SETTINGS)."""
         settings.normalize(config)
         history_mode.normalize(config)
+        partitioning.normalize(config)
 
     def make_connector(self) -> PostgresConnector:
         """The connector all sinks share; batches load on the ledger's loader thread."""
@@ -304,6 +308,7 @@ class TargetPipeboardPostgres(TargetSeam):
                     stream,
                 )
             self._expand_stage_history()
+            self._sweep_partitions()
             self._finish_quality(succeeded=True)
         except Exception as exc:
             self._finish_failed_quality(exc)
@@ -346,16 +351,28 @@ class TargetPipeboardPostgres(TargetSeam):
         if not self._loaded_schemas:
             return
         conn = self.target_connector.pg
+        stays = partitioning.STAGE_HISTORY_TABLE
+        partitioned = self.target_connector.partitions.column_for(stays) is not None
         for schema in sorted(self._loaded_schemas):
             stage_history.expand(
                 conn,
                 schema,
                 self.stage_history,
                 table_name=lambda stream: identifiers.split_stream_name(stream, None)[1],
+                partitioned=partitioned,
             )
+            self.target_connector.sweep_table(schema, stays)
             changelog_history.rebuild(
                 conn, schema, table_name=lambda s: identifiers.split_stream_name(s, None)[1]
             )
+
+    def _sweep_partitions(self) -> None:
+        """Rows the run's expansions wrote into DEFAULT partitions (versions rebuilt from
+        changelogs into a partitioned history table) get their partitions."""
+        for sink in list(self._sinks_active.values()):
+            layout = sink.layout if isinstance(sink, PostgresSink) else None
+            if layout is not None and layout.partitioned:
+                self.target_connector.sweep_partitions(layout)
 
     # Run
 
