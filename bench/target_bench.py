@@ -440,7 +440,8 @@ def run(
     """Every loader on every size, `repeat` rounds (initial load, then upsert pass); medians.
 
     Rounds interleave the loaders, so a busy moment on a shared machine does not fall on one
-    loader only.
+    loader only, and every other round runs them in reverse order, so no loader always runs
+    first (on a warm or cold cache).
     """
     OUT.mkdir(exist_ok=True)
     results = []
@@ -452,8 +453,11 @@ def run(
             print(f"generating {data} ...", file=sys.stderr)
             generate(data, rows)
         samples: dict[tuple[str, str], list[dict]] = {}
-        for _ in range(repeat):
-            for name, (argv, config) in chosen.items():
+        for round_number in range(repeat):
+            order = list(chosen.items())
+            if round_number % 2:
+                order.reverse()
+            for name, (argv, config) in order:
                 # The process id too: another bench run on the same server uses its own schemas.
                 slug = "".join(c if c.isalnum() else "_" for c in name.lower())[:40]
                 schema = f"bench_{slug}_{os.getpid()}"
