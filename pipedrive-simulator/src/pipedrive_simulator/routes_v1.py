@@ -143,6 +143,8 @@ class V1:
     def __init__(self, account: Account) -> None:
         self.account = account
         self.listings = Listings()
+        #: The account's saved filters (coverage data), for recents' ``filter`` items.
+        self.saved_filters: Callable[[], list[Record]] = list
 
     # -- notes -------------------------------------------------------------------------------
     def notes(self, req: Request) -> Response:
@@ -445,8 +447,10 @@ class V1:
         start = parse_start(req.query.get("start"))
         limit = parse_limit(req.query.get("limit"), maximum=V1_MAX_LIMIT)
         wanted = req.query.get("items")
-        kinds = list(RECENT_STREAMS) if not wanted else [k.strip() for k in wanted.split(",")]
-        # The account has no saved filters, so "filter" is a valid kind with nothing to show.
+        every = [*RECENT_STREAMS, "filter"]
+        kinds = every if not wanted else [k.strip() for k in wanted.split(",")]
+        # Saved filters live with the coverage data, not in a store.
+        with_filters = "filter" in kinds
         kinds = [k for k in kinds if k != "filter"]
         bad = [k for k in kinds if k not in RECENT_STREAMS]
         if bad:
@@ -469,12 +473,23 @@ class V1:
                     stamp = rec.get(time_field) or ""
                     if stamp >= since:
                         found.append((stamp, kind, rec))
+            if with_filters:
+                found.extend(
+                    (rec["update_time"], "filter", rec)
+                    for rec in self.saved_filters()
+                    if rec["update_time"] >= since
+                )
             found.sort(key=lambda t: (t[0], t[1], str(t[2]["id"])))
             total = len(found)
             data = []
             for _, kind, rec in found[start : start + limit]:
-                stream = RECENT_STREAMS[kind]
-                if stream == "notes":
+                stream = RECENT_STREAMS.get(kind, "filters")
+                if stream == "filters":
+                    shaped = {
+                        k: (to_v1(v) if k in {"add_time", "update_time"} else v)
+                        for k, v in rec.items()
+                    }
+                elif stream == "notes":
                     shaped = note_v1(self.account, rec)
                 elif stream == "users":
                     shaped = user_v1(rec)

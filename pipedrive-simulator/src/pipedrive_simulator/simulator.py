@@ -57,8 +57,10 @@ class Simulator:
         self.stats = Stats()
         self.mutator = Mutator(self.account)
         self.webhooks = Webhooks(self.account, self.clock)
-        self.router = Router(V2(self.account), V1(self.account), self.webhooks)
+        v1 = V1(self.account)
+        self.router = Router(V2(self.account), v1, self.webhooks)
         self.coverage = CoverageData(self.account)
+        v1.saved_filters = lambda: self.coverage.rows("filters")
         register(self.router, CoverageRoutes(self.coverage))
         self.control = Control(self)
 

@@ -18,6 +18,15 @@ reading every stream, as without recents, when
 - the oldest checkpoint is older than :data:`RECENTS_WINDOW`,
 - recents answers with more than one page, or its answer is not the shape the spec gives,
 - the run is a reconciliation (``reconcile: true``), which reads everything anyway.
+
+What recents does not list and no run needs every time (lead labels and sources, lead and note
+fields, currencies, goals, projects with their boards, phases, templates and tasks, roles,
+permission sets, call logs, mail threads: streams with ``refreshed_on_interval``) is re-read on
+an interval instead (:func:`plan_refresh`): a stream read less than ``refresh_interval_minutes``
+ago makes no request; of those due, one per run is read, the one read longest ago, so the
+re-reads spread over the runs instead of all landing on one; a stream never read yet is read at
+once. Its state keeps ``refreshed_at``, the time of the run that last read it to its end. Leads
+are not on an interval: recents does not list them, so both lead lists are read every run.
 """
 
 from __future__ import annotations
@@ -44,6 +53,10 @@ CLOCK_MARGIN = dt.timedelta(seconds=60)
 #: One page of recents; more than this many changes and the run polls every stream.
 RECENTS_PAGE = 500
 CHECKPOINT_KEY = "changes_seen_through"
+REFRESH_KEY = "refreshed_at"
+#: Default of ``refresh_interval_minutes``: at a 30-minute schedule the re-reads add about 15
+#: tokens to a run on average (see docs/webhooks.md, "Freshness per stream").
+DEFAULT_REFRESH_MINUTES = 720
 
 
 @dataclass
@@ -59,9 +72,18 @@ class ChangeFeed:
     #: Why recents was not used, for the log.
     reason: str = ""
     skipped: list[str] = field(default_factory=list)
+    #: Streams on an interval whose re-read is not due (or waits for a later run).
+    not_due: set[str] = field(default_factory=set)
+    #: The stream on an interval re-read this run (``None``: none was due), for the log.
+    refreshing: str | None = None
+    #: The time this run reads its streams as of (``refreshed_at``).
+    started: dt.datetime | None = None
 
     def skips(self, stream: PipedriveStream) -> bool:
-        """Whether ``stream`` makes no request this run (its item type did not change)."""
+        """Whether ``stream`` makes no request this run (its item type did not change, or it
+        is on an interval and not due)."""
+        if stream.refreshed_on_interval:
+            return stream.name in self.not_due
         item = stream.recents_item
         if self.changed is None or item is None or checkpoint_of(stream) is None:
             return False
@@ -69,14 +91,18 @@ class ChangeFeed:
 
     def finish(self, stream: PipedriveStream) -> None:
         """``stream`` was read to its end (or skipped): it is current as of this run's start."""
+        if stream.refreshed_on_interval:
+            if stream.name not in self.not_due and self.started is not None:
+                stream.stream_state[REFRESH_KEY] = format_time(self.started)
+            return
         first_answer = self.clock()
         if first_answer is not None and stream.recents_item is not None:
             stream.stream_state[CHECKPOINT_KEY] = format_time(first_answer - CLOCK_MARGIN)
 
 
-def checkpoint_of(stream: PipedriveStream) -> dt.datetime | None:
-    """The time the stream was last known current, from its state."""
-    value = stream.stream_state.get(CHECKPOINT_KEY)
+def checkpoint_of(stream: PipedriveStream, key: str = CHECKPOINT_KEY) -> dt.datetime | None:
+    """The time the stream was last known current (or, ``REFRESH_KEY``, last re-read)."""
+    value = stream.stream_state.get(key)
     if not isinstance(value, str):
         return None
     try:
@@ -129,3 +155,32 @@ def plan_change_feed(
     feed.changed = {str(i.get("item")) for i in data}
     feed.skipped = [s.name for s in covered if feed.skips(s)]
     return feed
+
+
+def plan_refresh(
+    feed: ChangeFeed,
+    streams: t.Sequence[PipedriveStream],
+    *,
+    interval: dt.timedelta,
+    now: dt.datetime,
+) -> None:
+    """Decide which of the selected ``streams`` on an interval this run re-reads (see the
+    module's docstring); ``interval`` zero or less re-reads them all."""
+    feed.started = now
+    if interval <= dt.timedelta(0):
+        return
+    due: list[tuple[dt.datetime, str]] = []
+    for stream in streams:
+        if not stream.refreshed_on_interval:
+            continue
+        last = checkpoint_of(stream, REFRESH_KEY)
+        if last is None:
+            continue  # never read: read now
+        if now - last < interval:
+            feed.not_due.add(stream.name)
+        else:
+            due.append((last, stream.name))
+    due.sort()
+    if due:
+        feed.refreshing = due[0][1]
+        feed.not_due.update(name for _, name in due[1:])

@@ -19,7 +19,12 @@ from typing_extensions import override
 from tap_pipedrive.api import DEFAULT_API_URL, OPENAPI, PipedriveApi
 from tap_pipedrive.auth import DEFAULT_TOKEN_URL
 from tap_pipedrive.base_stream import PipedriveStream
-from tap_pipedrive.change_feed import ChangeFeed, plan_change_feed
+from tap_pipedrive.change_feed import (
+    DEFAULT_REFRESH_MINUTES,
+    ChangeFeed,
+    plan_change_feed,
+    plan_refresh,
+)
 from tap_pipedrive.custom_fields import (
     CustomField,
     keep_known_columns,
@@ -148,6 +153,16 @@ CONFIG_SCHEMA = th.PropertiesList(
         description="Cheap polling: an incremental run first asks /v1/recents (20 tokens) which "
         "item types changed and makes no request for the streams whose type did not; false "
         "polls every stream every run.",
+    ),
+    th.Property(
+        "refresh_interval_minutes",
+        th.IntegerType,
+        default=DEFAULT_REFRESH_MINUTES,
+        description="What neither /v1/recents nor the webhooks say changed (lead labels and "
+        "sources, lead and note fields, currencies, goals, projects and their boards, phases, "
+        "templates and tasks, roles, permission sets, call logs, mail threads) is re-read at "
+        "most this often, one such stream per run, the one read longest ago; field definitions "
+        "stay this long in the Redis cache. 0 re-reads them every run.",
     ),
     th.Property(
         "include_archived_deals",
@@ -400,8 +415,9 @@ class TapPipedrive(SeamTap):
             self.api.close()
 
     def _plan_change_feed(self) -> ChangeFeed | None:
-        """Ask /v1/recents which covered streams changed (see change_feed)."""
-        if self.config.get("reconcile") or not self.config.get("use_recents", True):
+        """Ask /v1/recents which covered streams changed, and decide which streams on an
+        interval are due (see change_feed); ``None`` on a reconciliation, which reads all."""
+        if self.config.get("reconcile"):
             return None
         selected = [
             s
@@ -409,12 +425,18 @@ class TapPipedrive(SeamTap):
             if isinstance(s, PipedriveStream) and s.selected and s.parent_stream_type is None
         ]
         session = self.api.session
+        log = logging.getLogger("tap-pipedrive")
 
         def fetch(since: dt.datetime, items: list[str]) -> dict[str, t.Any]:
             return RecentsRequest(self, since, items).fetch()
 
-        feed = plan_change_feed(selected, fetch=fetch, clock=lambda: session.first_answer_at)
-        log = logging.getLogger("tap-pipedrive")
+        def clock() -> dt.datetime | None:
+            return session.first_answer_at
+
+        if self.config.get("use_recents", True):
+            feed = plan_change_feed(selected, fetch=fetch, clock=clock)
+        else:
+            feed = ChangeFeed(clock=clock, reason="use_recents is false")
         if feed.changed is None:
             log.info("Change feed (/v1/recents) not used: %s; every stream is read.", feed.reason)
         else:
@@ -422,6 +444,17 @@ class TapPipedrive(SeamTap):
                 "Change feed (/v1/recents): changed item types %s; no request for %s.",
                 sorted(feed.changed) or "none",
                 ", ".join(feed.skipped) or "no stream",
+            )
+        minutes = int(self.config.get("refresh_interval_minutes", DEFAULT_REFRESH_MINUTES))
+        # The API's clock once it has answered (recents), else this machine's.
+        now = session.first_answer_at or dt.datetime.now(dt.UTC)
+        plan_refresh(feed, selected, interval=dt.timedelta(minutes=minutes), now=now)
+        if feed.not_due or feed.refreshing:
+            log.info(
+                "Re-read every %d minutes: %s this run; not due: %s.",
+                minutes,
+                feed.refreshing or "none",
+                ", ".join(sorted(feed.not_due)) or "none",
             )
         return feed
 

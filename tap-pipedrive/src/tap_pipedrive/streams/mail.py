@@ -10,6 +10,7 @@ class MailThreadsStream(PartitionedStream):
     """A thread is listed in each folder it is in; the rows are upserted by id."""
 
     name = "mail_threads"
+    refreshed_on_interval = True
     path = "/api/v1/mailbox/mailThreads"
     deleted_flags = (("deleted_flag", 1),)
     partition_key = "folder"
