@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import time
 import typing as t
 
 import pytest
@@ -20,9 +21,14 @@ from tap_pipedrive.change_feed import (
     RECENTS_WINDOW,
     REFRESH_KEY,
     ChangeFeed,
+    explain_with_events,
     plan_change_feed,
     plan_refresh,
 )
+from tap_pipedrive.webhooks import events as event_log
+from tap_pipedrive.webhooks.credentials import Credentials
+from tap_pipedrive.webhooks.registration import WebhookApi, register
+from webhook_support import PASSWORD, USER, Receiver
 
 # The list endpoints of the streams /v1/recents covers (the sync job's selection).
 COVERED = {
@@ -398,3 +404,118 @@ def test_a_refresh_reads_never_read_lists_at_once_and_one_due_list_per_run() -> 
     every = ChangeFeed(clock=lambda: now)
     plan_refresh(every, streams, interval=dt.timedelta(0), now=now)  # type: ignore[arg-type]
     assert not every.not_due
+
+
+def test_the_webhooks_safety_net_polls_only_what_the_stored_events_lack(
+    pipedrive_simulator: t.Any,
+    run: t.Any,
+    config_for: t.Any,
+    catalog_with: t.Any,
+    postgres_url: str,
+    pg_schema: str,
+    redis_url: str,
+) -> None:
+    sim = pipedrive_simulator
+    receiver = Receiver(postgres_url, pg_schema).start()
+    try:
+        register(WebhookApi(sim.base_url, sim.api_token), receiver.url, Credentials(USER, PASSWORD))
+        config = config_for(
+            sim,
+            webhook_database_url=postgres_url,
+            webhook_schema=pg_schema,
+            webhook_poll_every_runs=2,
+            redis_url=redis_url,  # the field definitions from the cache
+        )
+        catalog = catalog_with(config, ["organizations", "persons"])
+
+        def settle() -> None:
+            assert sim.drain_webhooks() == 0
+            time.sleep(event_log.SETTLE_SECONDS + 0.2)
+
+        def step(state: dict[str, t.Any]) -> tuple[t.Any, dict[str, int]]:
+            sim.advance(300)
+            sim.reset_stats()
+            result = run(config, state=state, catalog=catalog)
+            assert result.error is None
+            return result, _requests(sim)
+
+        first = run(config, catalog=catalog)  # run 1 polls (and reads everything)
+        assert first.error is None
+        org = sim.truth("organizations")[0]
+        sim.update("organizations", org["id"], name="Delivered by an event")
+        settle()
+        second, sent = step(first.state)  # run 2: the events only
+        assert sent == {}
+        assert {r["name"] for r in second.records("organizations")} == {"Delivered by an event"}
+        # Run 3 polls: recents lists the change, the stored event holds it: no list read.
+        third, sent = step(second.state)
+        assert sent == {RECENTS: 1}
+        assert (
+            third.state["bookmarks"]["organizations"][CHECKPOINT_KEY]
+            > (second.state["bookmarks"]["organizations"][CHECKPOINT_KEY])
+        )
+
+        # An organization change delivered, then a person change lost (Pipedrive stalls).
+        sim.update("organizations", sim.truth("organizations")[1]["id"], name="Delivered too")
+        settle()
+        sim.webhook_switches(stall=True)
+        person = sim.truth("persons")[0]
+        sim.update("persons", person["id"], name="Lost on the way")
+        fourth, sent = step(third.state)  # run 4: events only
+        assert sent == {}
+        assert person["id"] not in {r["id"] for r in fourth.records("persons")}
+        # Run 5 polls: persons lacks an event and is read; organizations is not.
+        fifth, sent = step(fourth.state)
+        assert sent[RECENTS] == 1
+        assert sent["GET /api/v2/persons"] == 1
+        assert "GET /api/v2/organizations" not in sent
+        names = {r["id"]: r["name"] for r in fifth.records("persons")}
+        assert names[person["id"]] == "Lost on the way"
+    finally:
+        receiver.stop()
+
+
+def test_a_change_is_explained_only_by_an_event_at_least_as_new() -> None:
+    now = dt.datetime(2026, 6, 1, 12, tzinfo=dt.UTC)
+    streams = [
+        _Stream("deals", "deal", "2026-06-01T11:00:00Z"),
+        _Stream("persons", "person", "2026-06-01T11:00:00Z"),
+        _Stream("users", "user", "2026-06-01T11:00:00Z"),
+    ]
+    for stream in streams:
+        stream.stream_state["polled_at"] = "2026-06-01T11:00:00Z"
+    body = {
+        "data": [
+            {"item": "deal", "id": 1, "data": {"update_time": "2026-06-01 11:10:00"}},
+            {"item": "deal", "id": 2, "data": {"update_time": "2026-06-01 11:20:00"}},
+            {"item": "person", "id": 7, "data": {"update_time": "2026-06-01 11:30:00"}},
+            {"item": "user", "id": 3, "data": {"modified": "2026-06-01 11:40:00"}},
+        ]
+    }
+    asked: list[tuple[list[str], dt.datetime]] = []
+
+    def latest(kinds: t.Any, since: dt.datetime) -> dict[tuple[str, str], dt.datetime]:
+        asked.append((sorted(kinds), since))
+        return {
+            ("deal", "1"): dt.datetime(2026, 6, 1, 11, 10, tzinfo=dt.UTC),
+            ("deal", "2"): dt.datetime(2026, 6, 1, 11, 20, 1, tzinfo=dt.UTC),
+            # The person's event is of an earlier change: the later one was lost.
+            ("person", "7"): dt.datetime(2026, 6, 1, 11, 5, tzinfo=dt.UTC),
+        }
+
+    feed = plan_change_feed(streams, fetch=lambda since, items: body, clock=lambda: now)  # type: ignore[arg-type]
+    plan_refresh(feed, streams, interval=dt.timedelta(hours=12), now=now)  # type: ignore[arg-type]
+    explain_with_events(
+        feed,
+        streams,  # type: ignore[arg-type]
+        fed_items={"deal", "person"},
+        latest=latest,
+        poll_at_least_every=dt.timedelta(hours=12),
+    )
+    assert asked == [(["deal", "person"], dt.datetime(2026, 6, 1, 11, 9, 59, tzinfo=dt.UTC))]
+    assert feed.explained == {"deal"}
+    # Users are not fed by events: read as recents lists a change.
+    assert [s.name for s in streams if feed.skips(s)] == ["deals"]  # type: ignore[arg-type]
+    # Not polled for longer than the interval: read even though the events hold its changes.
+    streams[0].stream_state["polled_at"] = "2026-05-31T23:00:00Z"
+    assert not feed.skips(streams[0])  # type: ignore[arg-type]

@@ -356,7 +356,7 @@ class PipedriveStream(SeamStream):
 
     @override
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
-        if self.config.get("webhook_database_url"):
+        if self.config.get("webhook_database_url") and not self.refreshed_on_interval:
             from tap_pipedrive.webhooks.feed import poll_due  # webhooks mode: poll every Nth run
 
             if not poll_due(self):

@@ -22,6 +22,7 @@ from tap_pipedrive.base_stream import PipedriveStream
 from tap_pipedrive.change_feed import (
     DEFAULT_REFRESH_MINUTES,
     ChangeFeed,
+    explain_with_events,
     plan_change_feed,
     plan_refresh,
 )
@@ -43,6 +44,7 @@ from tap_pipedrive.streams import (
 )
 from tap_pipedrive.streams.recents import RecentsRequest
 from tap_pipedrive.streams.stage_changes import config_properties as stage_history_settings
+from tap_pipedrive.webhooks.feed import STREAM_OBJECTS, poll_due, reader_for
 
 COLUMN_MAP_KEY = "custom_field_columns"
 
@@ -433,10 +435,17 @@ class TapPipedrive(SeamTap):
         def clock() -> dt.datetime | None:
             return session.first_answer_at
 
-        if self.config.get("use_recents", True):
-            feed = plan_change_feed(selected, fetch=fetch, clock=clock)
-        else:
+        webhooks = reader_for(self.config)
+        polled = selected
+        if webhooks is not None:
+            # Webhooks mode: recents is the safety net of the runs that poll (see change_feed).
+            polled = [s for s in selected if s.refreshed_on_interval or poll_due(s)]
+        if not self.config.get("use_recents", True):
             feed = ChangeFeed(clock=clock, reason="use_recents is false")
+        elif webhooks is not None and not any(s.recents_item for s in polled):
+            feed = ChangeFeed(clock=clock, reason="webhooks mode, no safety-net poll this run")
+        else:
+            feed = plan_change_feed(polled, fetch=fetch, clock=clock)
         if feed.changed is None:
             log.info("Change feed (/v1/recents) not used: %s; every stream is read.", feed.reason)
         else:
@@ -448,7 +457,23 @@ class TapPipedrive(SeamTap):
         minutes = int(self.config.get("refresh_interval_minutes", DEFAULT_REFRESH_MINUTES))
         # The API's clock once it has answered (recents), else this machine's.
         now = session.first_answer_at or dt.datetime.now(dt.UTC)
-        plan_refresh(feed, selected, interval=dt.timedelta(minutes=minutes), now=now)
+        interval = dt.timedelta(minutes=minutes)
+        plan_refresh(feed, selected, interval=interval, now=now)
+        if webhooks is not None:
+            explain_with_events(
+                feed,
+                polled,
+                fed_items=STREAM_OBJECTS.values(),
+                latest=webhooks.latest_times,
+                poll_at_least_every=interval,
+            )
+            if feed.explained:
+                log.info(
+                    "Safety-net poll: the stored webhook events hold every %s change recents "
+                    "lists; no request for %s.",
+                    ", ".join(sorted(feed.explained)),
+                    ", ".join(feed.skipped) or "no stream",
+                )
         if feed.not_due or feed.refreshing:
             log.info(
                 "Re-read every %d minutes: %s this run; not due: %s.",
