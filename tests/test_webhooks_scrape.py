@@ -45,7 +45,8 @@ def test_the_scraped_path_is_the_receivers_metrics_route_and_stays_inside() -> N
     app = create_app(config)
     routes = {r.path: r for r in app.routes if isinstance(r, Route)}
     assert path in routes
-    assert routes[path].methods is not None and "GET" in routes[path].methods
+    assert routes[path].methods is not None
+    assert "GET" in routes[path].methods
     # The public side (Caddy) proxies the events path only, never the metrics.
     caddyfile = (ROOT / "deploy" / "webhooks" / "Caddyfile").read_text().splitlines()
     proxied = [line.split()[1] for line in caddyfile if line.strip().startswith("handle /")]
