@@ -89,6 +89,8 @@ class ModeResult:
     budget_exhausted_at: str | None = None
     seconds: float = 0.0
     idle_tokens: list[int] = field(default_factory=list)
+    #: Tokens of the day per endpoint (where the budget goes).
+    endpoints: dict[str, int] = field(default_factory=dict)
 
 
 def plan_changes(n: int, seconds: int, seed: int) -> list[tuple[int, str]]:
@@ -261,8 +263,14 @@ def day(mode: str, args: argparse.Namespace) -> ModeResult:
             pending = [c for c in pending if c.seen_after is None]
         for change in pending:
             result.not_seen[change.kind] = result.not_seen.get(change.kind, 0) + 1
-        stats = sim.stats()["total"]
+        all_stats = sim.stats()
+        stats = all_stats["total"]
         result.tokens, result.requests = stats["tokens"], stats["requests"]
+        result.endpoints = {
+            k: v["tokens"]
+            for k, v in sorted(all_stats["endpoints"].items(), key=lambda kv: -kv[1]["tokens"])
+            if v["tokens"]
+        }
         result.seconds = time.perf_counter() - started
         return result
     finally:
@@ -343,7 +351,7 @@ def main() -> None:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--out", default="simulated_day")
     parser.add_argument(
-        "--poll-every", type=int, default=12, help="webhooks mode: webhook_poll_every_runs"
+        "--poll-every", type=int, default=72, help="webhooks mode: webhook_poll_every_runs"
     )
     parser.add_argument(
         "--checkpoint", action="store_true", help="print the figures so far every simulated hour"

@@ -391,7 +391,7 @@ def test_a_refresh_reads_never_read_lists_at_once_and_one_due_list_per_run() -> 
     ]
     feed = ChangeFeed(clock=lambda: now)
     plan_refresh(feed, streams, interval=dt.timedelta(hours=12), now=now)  # type: ignore[arg-type]
-    assert feed.refreshing == "currencies"
+    assert feed.refreshing == ["currencies"]
     assert feed.not_due == {"roles", "goals"}
     assert [s.name for s in streams if feed.skips(s)] == ["roles", "goals"]  # type: ignore[arg-type]
     # Read to the end: its refresh time is this run's; a skipped one keeps its own.
@@ -404,6 +404,14 @@ def test_a_refresh_reads_never_read_lists_at_once_and_one_due_list_per_run() -> 
     every = ChangeFeed(clock=lambda: now)
     plan_refresh(every, streams, interval=dt.timedelta(0), now=now)  # type: ignore[arg-type]
     assert not every.not_due
+    # Webhooks mode's safety net: every due list at once; between (no clock): only new lists.
+    streams[2].stream_state[REFRESH_KEY] = "2026-05-31T18:00:00Z"  # currencies due again
+    webhooks = ChangeFeed(clock=lambda: now)
+    plan_refresh(webhooks, streams, interval=dt.timedelta(hours=12), now=now, per_run=None)  # type: ignore[arg-type]
+    assert webhooks.refreshing == ["currencies", "goals"]
+    between = ChangeFeed(clock=lambda: None)
+    plan_refresh(between, streams, interval=dt.timedelta(hours=12), now=None, per_run=None)  # type: ignore[arg-type]
+    assert between.not_due == {"roles", "goals", "currencies", "tasks"}
 
 
 def test_the_webhooks_safety_net_polls_only_what_the_stored_events_lack(

@@ -29,12 +29,13 @@ once. Its state keeps ``refreshed_at``, the time of the run that last read it to
 are not on an interval: recents does not list them, so both lead lists are read every run.
 
 In webhooks mode the same recents call is the safety net (:func:`explain_with_events`), asked
-only on the runs that poll (every ``webhook_poll_every_runs``-th): a stream fed by the events
-whose every change recents lists has a stored event at least as new (so the events delivered
-it) makes no request either; a change the event log lacks (lost while Pipedrive banned the
-receiver) makes its stream poll from its bookmark, which the events do not move. A fed stream
-not polled for ``refresh_interval_minutes`` polls anyway when recents lists a change of it (its
-deals' line items and installments come with a poll of deals).
+only on the runs that poll (every ``webhook_poll_every_runs``-th), which also re-read every
+list on an interval that is due (the runs between have no API clock to judge by): a stream fed
+by the events whose every change recents lists has a stored event at least as new (so the
+events delivered it) makes no request either; a change the event log lacks (lost while
+Pipedrive banned the receiver) makes its stream poll from its bookmark, which the events do not
+move. A fed stream not polled for ``refresh_interval_minutes`` polls anyway when recents lists
+a change of it (its deals' line items and installments come with a poll of deals).
 """
 
 from __future__ import annotations
@@ -86,8 +87,8 @@ class ChangeFeed:
     skipped: list[str] = field(default_factory=list)
     #: Streams on an interval whose re-read is not due (or waits for a later run).
     not_due: set[str] = field(default_factory=set)
-    #: The stream on an interval re-read this run (``None``: none was due), for the log.
-    refreshing: str | None = None
+    #: The streams on an interval re-read this run because they were due, for the log.
+    refreshing: list[str] = field(default_factory=list)
     #: The time this run reads its streams as of (``refreshed_at``).
     started: dt.datetime | None = None
     #: Recents' items (one page), kept for the webhooks mode's check.
@@ -119,8 +120,10 @@ class ChangeFeed:
     def finish(self, stream: PipedriveStream) -> None:
         """``stream`` was read to its end (or skipped): it is current as of this run's start."""
         if stream.refreshed_on_interval:
-            if stream.name not in self.not_due and self.started is not None:
-                stream.stream_state[REFRESH_KEY] = format_time(self.started)
+            # The run's start, or (no clock at the start) the API's answer to this stream.
+            read_at = self.started or self.clock()
+            if stream.name not in self.not_due and read_at is not None:
+                stream.stream_state[REFRESH_KEY] = format_time(read_at)
             return
         first_answer = self.clock()
         if first_answer is not None and stream.recents_item is not None:
@@ -192,10 +195,13 @@ def plan_refresh(
     streams: t.Sequence[PipedriveStream],
     *,
     interval: dt.timedelta,
-    now: dt.datetime,
+    now: dt.datetime | None,
+    per_run: int | None = 1,
 ) -> None:
     """Decide which of the selected ``streams`` on an interval this run re-reads (see the
-    module's docstring); ``interval`` zero or less re-reads them all."""
+    module's docstring): of those due, the ``per_run`` read longest ago (``None``: all);
+    ``interval`` zero or less re-reads them all. With no clock to judge by (``now`` is
+    ``None``) only the streams never read are read."""
     feed.started = now
     if interval <= dt.timedelta(0):
         return
@@ -206,14 +212,13 @@ def plan_refresh(
         last = checkpoint_of(stream, REFRESH_KEY)
         if last is None:
             continue  # never read: read now
-        if now - last < interval:
+        if now is None or now - last < interval:
             feed.not_due.add(stream.name)
         else:
             due.append((last, stream.name))
     due.sort()
-    if due:
-        feed.refreshing = due[0][1]
-        feed.not_due.update(name for _, name in due[1:])
+    feed.refreshing = [name for _, name in due[:per_run]]
+    feed.not_due.update(name for _, name in due[len(feed.refreshing) :])
 
 
 def explain_with_events(

@@ -230,11 +230,13 @@ CONFIG_SCHEMA = th.PropertiesList(
     th.Property(
         "webhook_poll_every_runs",
         th.IntegerType,
-        default=12,
-        description="Webhooks mode: every Nth run also polls Pipedrive (the safety net for "
-        "events Pipedrive dropped, e.g. while it banned the receiver); the runs between read "
-        "only the stored events and cost no tokens but for payloads fetched by id. 1 polls "
-        "every run.",
+        default=72,
+        description="Webhooks mode: every Nth run is the safety net (default 72: every 6 hours "
+        "at a 5-minute schedule): one /v1/recents call lists what changed since the last one; "
+        "streams whose every listed change a stored event holds make no request, the others "
+        "poll (catching events Pipedrive dropped, e.g. while it banned the receiver), leads are "
+        "read, and the lists on refresh_interval_minutes that are due. The runs between read "
+        "only the stored events and cost no tokens but for payloads fetched by id. 1: every run.",
     ),
     th.Property(
         "webhook_schema",
@@ -439,10 +441,11 @@ class TapPipedrive(SeamTap):
         polled = selected
         if webhooks is not None:
             # Webhooks mode: recents is the safety net of the runs that poll (see change_feed).
-            polled = [s for s in selected if s.refreshed_on_interval or poll_due(s)]
+            polled = [s for s in selected if s.recents_item is None or poll_due(s)]
+        safety_net = webhooks is None or any(s.recents_item for s in polled)
         if not self.config.get("use_recents", True):
             feed = ChangeFeed(clock=clock, reason="use_recents is false")
-        elif webhooks is not None and not any(s.recents_item for s in polled):
+        elif not safety_net:
             feed = ChangeFeed(clock=clock, reason="webhooks mode, no safety-net poll this run")
         else:
             feed = plan_change_feed(polled, fetch=fetch, clock=clock)
@@ -455,10 +458,17 @@ class TapPipedrive(SeamTap):
                 ", ".join(feed.skipped) or "no stream",
             )
         minutes = int(self.config.get("refresh_interval_minutes", DEFAULT_REFRESH_MINUTES))
-        # The API's clock once it has answered (recents), else this machine's.
+        # The API's clock once it has answered (recents), else this machine's. Webhooks mode
+        # re-reads the lists with its safety net, all those due at once; the runs between
+        # make no request to learn the time by.
         now = session.first_answer_at or dt.datetime.now(dt.UTC)
         interval = dt.timedelta(minutes=minutes)
-        plan_refresh(feed, selected, interval=interval, now=now)
+        if webhooks is None:
+            plan_refresh(feed, selected, interval=interval, now=now)
+        else:
+            plan_refresh(
+                feed, selected, interval=interval, now=now if safety_net else None, per_run=None
+            )
         if webhooks is not None:
             explain_with_events(
                 feed,
@@ -478,7 +488,7 @@ class TapPipedrive(SeamTap):
             log.info(
                 "Re-read every %d minutes: %s this run; not due: %s.",
                 minutes,
-                feed.refreshing or "none",
+                ", ".join(feed.refreshing) or "none",
                 ", ".join(sorted(feed.not_due)) or "none",
             )
         return feed
