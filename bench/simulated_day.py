@@ -1,7 +1,13 @@
-"""A simulated day: tokens per day and freshness for polling and for webhooks mode.
+"""A simulated day: tokens per day and freshness for polling, recents polling and webhooks mode.
 
     python bench/simulated_day.py [--deals 3000] [--changes 300] [--hours 24] [--every 5]
-                                  [--modes polling,webhooks] [--database-url URL]
+                                  [--modes polling,recents,webhooks] [--database-url URL]
+
+Modes: ``polling`` is the tap reading every stream every run (``use_recents: false``,
+``refresh_interval_minutes: 0``); ``recents`` the default settings (one ``/v1/recents`` call
+decides which streams are read, the lists nothing reports changes of re-read on an interval);
+``webhooks`` the default settings with ``webhook_database_url`` (the events, and every
+``--poll-every``-th run the recents-based safety net).
 
 One simulator per mode: a one-seat Essential account (30,000 tokens a day) with ``--deals``
 deals (the other entities scaled with it). After an initial full sync (not counted), the day
@@ -10,6 +16,7 @@ and edits, person and organization edits, deletes, creations; the same seed in e
 a tap run every ``--every`` simulated minutes (the tap in this process, its state carried over).
 
 - tokens: what the simulator charged during the day (429s and the daily cap as the API has them);
+- idle runs: the runs with no change since the previous one, their mean and largest cost;
 - freshness: for each change, the simulated time from the change to the end of the first run
   whose output carries it (a record with the new values, a delete marker, a stage-change
   record). A run takes simulated time 0 (the clock moves only between runs); the target's
@@ -45,7 +52,9 @@ import pipedrive_simulator
 import psycopg
 import redis
 from psycopg import sql
+from tap_pipedrive.change_feed import DEFAULT_REFRESH_MINUTES
 from tap_pipedrive.store import KEY_PREFIX, account_key
+from tap_pipedrive.streams import FIELD_STREAM_TYPES
 from tap_pipedrive.tap import TapPipedrive
 from tap_pipedrive.webhooks import events as event_log
 from tap_pipedrive.webhooks.credentials import Credentials
@@ -79,6 +88,9 @@ class ModeResult:
     not_seen: dict[str, int] = field(default_factory=dict)
     budget_exhausted_at: str | None = None
     seconds: float = 0.0
+    idle_tokens: list[int] = field(default_factory=list)
+    #: Tokens of the day per endpoint (where the budget goes).
+    endpoints: dict[str, int] = field(default_factory=dict)
 
 
 def plan_changes(n: int, seconds: int, seed: int) -> list[tuple[int, str]]:
@@ -181,10 +193,18 @@ def day(mode: str, args: argparse.Namespace) -> ModeResult:
             "api_url": sim.base_url,
             "api_token": sim.api_token,
             "redis_url": args.redis_url,
-            "cache_ttl_seconds": 86400,  # expired by hand every simulated hour (below)
+            "cache_ttl_seconds": 86400,  # expired by hand in simulated time (below)
         }
+        refresh_minutes = DEFAULT_REFRESH_MINUTES
+        if mode == "polling":
+            refresh_minutes = 0
+            config.update(use_recents=False, refresh_interval_minutes=0)
+        # The cache's TTLs in simulated time: an hour (cache_ttl_seconds' default), the field
+        # definitions at least refresh_interval_minutes.
+        fields_ttl = max(3600, refresh_minutes * 60)
         cache = redis.Redis.from_url(args.redis_url)
         cache_keys = f"{KEY_PREFIX}:{account_key(sim.base_url, None, sim.api_token)}:cache:*"
+        field_keys = {cls.name for cls in FIELD_STREAM_TYPES}
         if mode == "webhooks":
             receiver = start_receiver(args.database_url, schema)
             register(
@@ -211,6 +231,7 @@ def day(mode: str, args: argparse.Namespace) -> ModeResult:
         clock = 0
         started = time.perf_counter()
         for tick in range(args.every * 60, seconds + 1, args.every * 60):
+            idle = not (planned and planned[0][0] <= tick)
             while planned and planned[0][0] <= tick:
                 at, kind = planned.pop(0)
                 sim.advance(at - clock)
@@ -218,12 +239,16 @@ def day(mode: str, args: argparse.Namespace) -> ModeResult:
                 pending.append(apply(sim, at, kind, rng))
             sim.advance(tick - clock)
             clock = tick
-            if tick % 3600 == 0:  # the dictionary cache's TTL: one hour of simulated time
-                for key in cache.scan_iter(cache_keys):
+            for key in cache.scan_iter(cache_keys):
+                name = key.decode().rsplit(":", 1)[1]
+                if tick % (fields_ttl if name in field_keys else 3600) == 0:
                     cache.delete(key)
             sim.drain_webhooks()
+            spent = sim.stats()["total"]["tokens"]
             state, error, records = run_tap(config, state)
             result.runs += 1
+            if idle:
+                result.idle_tokens.append(sim.stats()["total"]["tokens"] - spent)
             if error is not None:
                 result.failed_runs += 1
                 if result.budget_exhausted_at is None and "budget" in str(error).lower():
@@ -238,8 +263,14 @@ def day(mode: str, args: argparse.Namespace) -> ModeResult:
             pending = [c for c in pending if c.seen_after is None]
         for change in pending:
             result.not_seen[change.kind] = result.not_seen.get(change.kind, 0) + 1
-        stats = sim.stats()["total"]
+        all_stats = sim.stats()
+        stats = all_stats["total"]
         result.tokens, result.requests = stats["tokens"], stats["requests"]
+        result.endpoints = {
+            k: v["tokens"]
+            for k, v in sorted(all_stats["endpoints"].items(), key=lambda kv: -kv[1]["tokens"])
+            if v["tokens"]
+        }
         result.seconds = time.perf_counter() - started
         return result
     finally:
@@ -314,13 +345,13 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=300)
     parser.add_argument("--hours", type=float, default=24)
     parser.add_argument("--every", type=int, default=5, help="minutes between runs")
-    parser.add_argument("--modes", default="polling,webhooks")
+    parser.add_argument("--modes", default="polling,recents,webhooks")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--database-url", default=DEFAULT_URL)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--out", default="simulated_day")
     parser.add_argument(
-        "--poll-every", type=int, default=12, help="webhooks mode: webhook_poll_every_runs"
+        "--poll-every", type=int, default=72, help="webhooks mode: webhook_poll_every_runs"
     )
     parser.add_argument(
         "--checkpoint", action="store_true", help="print the figures so far every simulated hour"
@@ -328,10 +359,10 @@ def main() -> None:
     args = parser.parse_args()
     results = [day(mode, args) for mode in args.modes.split(",")]
     print(
-        "| mode | runs (failed) | tokens in the day | % of 30,000 | freshness p50 / p95 |"
-        " not seen in the day | wall time |"
+        "| mode | runs (failed) | tokens in the day | % of 30,000 | idle runs: tokens mean / max |"
+        " freshness p50 / p95 | not seen in the day | wall time |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for r in results:
         p50 = percentile(r.freshness, 0.5) / 60
         p95 = percentile(r.freshness, 0.95) / 60
@@ -339,8 +370,10 @@ def main() -> None:
             f", budget out at {r.budget_exhausted_at}" if r.budget_exhausted_at else ""
         )
         missing = ", ".join(f"{k} {v}" for k, v in sorted(r.not_seen.items())) or "none"
+        idle = r.idle_tokens or [0]
         print(
             f"| {r.mode} | {r.runs} ({failed}) | {r.tokens:,} | {r.tokens / 300:.1f}% |"
+            f" {statistics.mean(idle):.0f} / {max(idle)} ({len(r.idle_tokens)} runs) |"
             f" {p50:.1f} / {p95:.1f} min | {missing} | {r.seconds:.0f} s |"
         )
     out = HERE / "out"

@@ -1,5 +1,5 @@
-"""Write the coverage table of README.md: object -> stream -> endpoint -> replication -> tokens
-per run for the demo account -> how deletes are seen.
+"""Write the coverage table of README.md: object -> stream -> endpoint -> replication -> when an
+incremental run reads it -> tokens per run for the demo account -> how deletes are seen.
 
 Endpoints, replication and deletes come from the stream classes; the tokens are measured: the
 tap reads the demo account (the simulator with the demo's seed) with every stream selected, once
@@ -24,6 +24,7 @@ import pipedrive_simulator
 from tap_pipedrive.client import IncrementalStream, PipedriveStream
 from tap_pipedrive.streams import OPT_IN_STREAM_TYPES, STREAM_TYPES
 from tap_pipedrive.streams.bases import ChildRowsStream, PartitionedStream, PerParentStream
+from tap_pipedrive.streams.fields import FieldsStream
 from tap_pipedrive.tap import TapPipedrive
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -160,6 +161,19 @@ def _replication(stream: PipedriveStream) -> str:
     return "full"
 
 
+def _when(stream: PipedriveStream) -> str:
+    """When an incremental run reads the stream, hence how fresh it is (see change_feed)."""
+    if isinstance(stream, ChildRowsStream) or stream.parent_stream_type is not None:
+        return "with its parent"
+    if isinstance(stream, FieldsStream):
+        return "every run; with Redis, cached for `refresh_interval_minutes` (default 12 h)"
+    if stream.refreshed_on_interval:
+        return "every `refresh_interval_minutes` (default 12 h), one such list per run"
+    if stream.recents_item is not None:
+        return f"when `/v1/recents` lists changed `{stream.recents_item}` items"
+    return "every run (`/v1/recents` does not list it)"
+
+
 def _deletes(stream: PipedriveStream) -> str:
     if isinstance(stream, ChildRowsStream) or getattr(stream, "replaces_children", False):
         return "child set: children missing from a parent read are retired"
@@ -221,8 +235,9 @@ def table() -> str:
         msg = f"OBJECTS has no entry for stream(s) {', '.join(missing)}"
         raise SystemExit(msg)
     lines = [
-        "| object | stream | endpoint | read | tokens: full sync / no change | deletes |",
-        "|---|---|---|---|---|---|",
+        "| object | stream | endpoint | read | when read | tokens: full sync / no change | "
+        "deletes |",
+        "|---|---|---|---|---|---|---|",
     ]
     for cls in STREAM_TYPES:
         stream = streams[cls.name]
@@ -230,9 +245,9 @@ def table() -> str:
         tokens = UNMEASURED.get(cls.name) or f"{full.get(cls.name, 0)} / {again.get(cls.name, 0)}"
         lines.append(
             f"| {OBJECTS[cls.name]} | `{cls.name}`{opt_in} | {_endpoint_text(stream)} | "
-            f"{_replication(stream)} | {tokens} | {_deletes(stream)} |"
+            f"{_replication(stream)} | {_when(stream)} | {tokens} | {_deletes(stream)} |"
         )
-    lines.append(f"| **total** | | | | **{sum(full.values())} / {sum(again.values())}** | |")
+    lines.append(f"| **total** | | | | | **{sum(full.values())} / {sum(again.values())}** | |")
     return "\n".join(lines)
 
 

@@ -75,6 +75,9 @@ class PipedriveStream(SeamStream):
     #: The ``/v1/recents`` item type whose changes this stream reads (see change_feed); a run
     #: in which recents lists no change of it makes no request for this stream.
     recents_item: str | None = None
+    #: Nothing (recents, webhooks) says when it changed: re-read at most every
+    #: ``refresh_interval_minutes``, one such stream per run (see change_feed); else no request.
+    refreshed_on_interval: t.ClassVar[bool] = False
 
     # Records are typed by the schema already; conforming only the top level keeps the
     # per-record cost low (nested objects are passed through as the API sent them).
@@ -353,14 +356,15 @@ class PipedriveStream(SeamStream):
 
     @override
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
-        if self.config.get("webhook_database_url"):
+        if self.config.get("webhook_database_url") and not self.refreshed_on_interval:
             from tap_pipedrive.webhooks.feed import poll_due  # webhooks mode: poll every Nth run
 
             if not poll_due(self):
                 return
         feed = self.pipedrive_tap.change_feed
         if feed is not None and feed.skips(self):
-            # /v1/recents listed no change of this item type: no request, bookmark kept.
+            # /v1/recents listed no change of this item type, or the stream's refresh is not
+            # due: no request, bookmark kept.
             if self.is_last_partition(context):
                 self.finish_change_feed()
             return
@@ -380,7 +384,7 @@ class PipedriveStream(SeamStream):
     def finish_change_feed(self) -> None:
         """The stream is current as of this run: its change-feed checkpoint moves."""
         feed = self.pipedrive_tap.change_feed
-        if feed is not None and self.recents_item is not None:
+        if feed is not None and (self.recents_item is not None or self.refreshed_on_interval):
             feed.finish(self)
             records_pending(self)
 

@@ -1,7 +1,9 @@
 """A Redis cache with a TTL for the account's small, slow-changing dictionaries.
 
 Field definitions, stages, pipelines and users are read at every start (discovery needs the
-field definitions); caching them saves tokens when many runs start close together. Keys name the
+field definitions); caching them saves tokens when many runs start close together. Field
+definitions stay at least ``refresh_interval_minutes`` (nothing else says when they change: no
+recents item type, no webhook), so an idle run reads none of them. Keys name the
 account (see ``store.account_key``), never the token. Without ``redis_url`` nothing is cached.
 """
 
@@ -43,8 +45,10 @@ class DictionaryCache:
             return None
         return t.cast("Records", orjson.loads(raw))
 
-    def put(self, name: str, records: Records) -> None:
+    def put(self, name: str, records: Records, *, at_least_seconds: int = 0) -> None:
+        """Cache ``records`` for the TTL, or ``at_least_seconds`` when that is longer."""
         if not self.enabled:
             return
         assert self._redis is not None
-        self._redis.set(self.key(name), orjson.dumps(records), ex=self._ttl)
+        ttl = max(self._ttl, at_least_seconds)
+        self._redis.set(self.key(name), orjson.dumps(records), ex=ttl)

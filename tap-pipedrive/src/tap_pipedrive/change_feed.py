@@ -18,6 +18,24 @@ reading every stream, as without recents, when
 - the oldest checkpoint is older than :data:`RECENTS_WINDOW`,
 - recents answers with more than one page, or its answer is not the shape the spec gives,
 - the run is a reconciliation (``reconcile: true``), which reads everything anyway.
+
+What recents does not list and no run needs every time (lead labels and sources, lead and note
+fields, currencies, goals, projects with their boards, phases, templates and tasks, roles,
+permission sets, call logs, mail threads: streams with ``refreshed_on_interval``) is re-read on
+an interval instead (:func:`plan_refresh`): a stream read less than ``refresh_interval_minutes``
+ago makes no request; of those due, one per run is read, the one read longest ago, so the
+re-reads spread over the runs instead of all landing on one; a stream never read yet is read at
+once. Its state keeps ``refreshed_at``, the time of the run that last read it to its end. Leads
+are not on an interval: recents does not list them, so both lead lists are read every run.
+
+In webhooks mode the same recents call is the safety net (:func:`explain_with_events`), asked
+only on the runs that poll (every ``webhook_poll_every_runs``-th), which also re-read every
+list on an interval that is due (the runs between have no API clock to judge by): a stream fed
+by the events whose every change recents lists has a stored event at least as new (so the
+events delivered it) makes no request either; a change the event log lacks (lost while
+Pipedrive banned the receiver) makes its stream poll from its bookmark, which the events do not
+move. A fed stream not polled for ``refresh_interval_minutes`` polls anyway when recents lists
+a change of it (its deals' line items and installments come with a poll of deals).
 """
 
 from __future__ import annotations
@@ -44,6 +62,14 @@ CLOCK_MARGIN = dt.timedelta(seconds=60)
 #: One page of recents; more than this many changes and the run polls every stream.
 RECENTS_PAGE = 500
 CHECKPOINT_KEY = "changes_seen_through"
+REFRESH_KEY = "refreshed_at"
+#: Webhooks mode: when a stream fed by the events last polled (see explain_with_events).
+POLLED_KEY = "polled_at"
+#: Events carry whole seconds; recents' update times too.
+EVENT_MARGIN = dt.timedelta(seconds=1)
+#: Default of ``refresh_interval_minutes``: at a 30-minute schedule the re-reads add about 15
+#: tokens to a run on average (see docs/webhooks.md, "Freshness per stream").
+DEFAULT_REFRESH_MINUTES = 720
 
 
 @dataclass
@@ -59,24 +85,56 @@ class ChangeFeed:
     #: Why recents was not used, for the log.
     reason: str = ""
     skipped: list[str] = field(default_factory=list)
+    #: Streams on an interval whose re-read is not due (or waits for a later run).
+    not_due: set[str] = field(default_factory=set)
+    #: The streams on an interval re-read this run because they were due, for the log.
+    refreshing: list[str] = field(default_factory=list)
+    #: The time this run reads its streams as of (``refreshed_at``).
+    started: dt.datetime | None = None
+    #: Recents' items (one page), kept for the webhooks mode's check.
+    items: list[dict[str, t.Any]] = field(default_factory=list)
+    #: Webhooks mode: item types whose every listed change the stored events hold.
+    explained: set[str] = field(default_factory=set)
+    #: Webhooks mode: a fed stream polled longer ago than this polls when its type changed.
+    poll_at_least_every: dt.timedelta | None = None
 
     def skips(self, stream: PipedriveStream) -> bool:
-        """Whether ``stream`` makes no request this run (its item type did not change)."""
+        """Whether ``stream`` makes no request this run (its item type did not change, or it
+        is on an interval and not due)."""
+        if stream.refreshed_on_interval:
+            return stream.name in self.not_due
         item = stream.recents_item
         if self.changed is None or item is None or checkpoint_of(stream) is None:
             return False
+        if item in self.explained and not self._poll_overdue(stream):
+            return True
         return item not in self.changed
+
+    def _poll_overdue(self, stream: PipedriveStream) -> bool:
+        polled = checkpoint_of(stream, POLLED_KEY)
+        limit = self.poll_at_least_every
+        if limit is None or self.started is None:
+            return False
+        return polled is None or self.started - polled >= limit
 
     def finish(self, stream: PipedriveStream) -> None:
         """``stream`` was read to its end (or skipped): it is current as of this run's start."""
+        if stream.refreshed_on_interval:
+            # The run's start, or (no clock at the start) the API's answer to this stream.
+            read_at = self.started or self.clock()
+            if stream.name not in self.not_due and read_at is not None:
+                stream.stream_state[REFRESH_KEY] = format_time(read_at)
+            return
         first_answer = self.clock()
         if first_answer is not None and stream.recents_item is not None:
+            if self.poll_at_least_every is not None and not self.skips(stream):
+                stream.stream_state[POLLED_KEY] = format_time(first_answer)
             stream.stream_state[CHECKPOINT_KEY] = format_time(first_answer - CLOCK_MARGIN)
 
 
-def checkpoint_of(stream: PipedriveStream) -> dt.datetime | None:
-    """The time the stream was last known current, from its state."""
-    value = stream.stream_state.get(CHECKPOINT_KEY)
+def checkpoint_of(stream: PipedriveStream, key: str = CHECKPOINT_KEY) -> dt.datetime | None:
+    """The time the stream was last known current (or, ``REFRESH_KEY``, last re-read)."""
+    value = stream.stream_state.get(key)
     if not isinstance(value, str):
         return None
     try:
@@ -126,6 +184,83 @@ def plan_change_feed(
     if pagination.get("more_items_in_collection") or len(data) >= RECENTS_PAGE:
         feed.reason = f"/v1/recents has more than one page of changes since {format_time(since)}"
         return feed
+    feed.items = data
     feed.changed = {str(i.get("item")) for i in data}
     feed.skipped = [s.name for s in covered if feed.skips(s)]
     return feed
+
+
+def plan_refresh(
+    feed: ChangeFeed,
+    streams: t.Sequence[PipedriveStream],
+    *,
+    interval: dt.timedelta,
+    now: dt.datetime | None,
+    per_run: int | None = 1,
+) -> None:
+    """Decide which of the selected ``streams`` on an interval this run re-reads (see the
+    module's docstring): of those due, the ``per_run`` read longest ago (``None``: all);
+    ``interval`` zero or less re-reads them all. With no clock to judge by (``now`` is
+    ``None``) only the streams never read are read."""
+    feed.started = now
+    if interval <= dt.timedelta(0):
+        return
+    due: list[tuple[dt.datetime, str]] = []
+    for stream in streams:
+        if not stream.refreshed_on_interval:
+            continue
+        last = checkpoint_of(stream, REFRESH_KEY)
+        if last is None:
+            continue  # never read: read now
+        if now is None or now - last < interval:
+            feed.not_due.add(stream.name)
+        else:
+            due.append((last, stream.name))
+    due.sort()
+    feed.refreshing = [name for _, name in due[:per_run]]
+    feed.not_due.update(name for _, name in due[len(feed.refreshing) :])
+
+
+def explain_with_events(
+    feed: ChangeFeed,
+    streams: t.Sequence[PipedriveStream],
+    *,
+    fed_items: t.Collection[str],
+    latest: t.Callable[[t.Collection[str], dt.datetime], dict[tuple[str, str], dt.datetime]],
+    poll_at_least_every: dt.timedelta,
+) -> None:
+    """Webhooks mode: the item types of ``fed_items`` (those the event feed turns into records)
+    whose every change in recents' answer has a stored event at least as new join
+    ``feed.explained``; their streams make no request unless not polled for
+    ``poll_at_least_every``. ``latest(item types, since)`` gives each (type, id)'s latest event
+    time since ``since``."""
+    feed.poll_at_least_every = poll_at_least_every
+    if feed.changed is None:
+        return
+    wanted = sorted(feed.changed & set(fed_items))
+    if not wanted:
+        return
+    listed = [i for i in feed.items if str(i.get("item")) in wanted]
+    times = [_item_time(i) for i in listed]
+    known = [x for x in times if x is not None]
+    stored = latest(wanted, min(known) - EVENT_MARGIN) if known else {}
+    lacking: set[str] = set()
+    for item, when in zip(listed, times, strict=True):
+        kind = str(item.get("item"))
+        event = stored.get((kind, str(item.get("id"))))
+        if when is None or event is None or event < when - EVENT_MARGIN:
+            lacking.add(kind)
+    feed.explained = set(wanted) - lacking
+    feed.skipped = [s.name for s in streams if s.recents_item is not None and feed.skips(s)]
+
+
+def _item_time(item: dict[str, t.Any]) -> dt.datetime | None:
+    """The time of the change recents lists (its record's update time)."""
+    data = item.get("data")
+    value = data.get("update_time") if isinstance(data, dict) else None
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_time(value)
+    except TimestampError:
+        return None

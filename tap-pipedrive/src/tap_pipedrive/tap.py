@@ -19,7 +19,13 @@ from typing_extensions import override
 from tap_pipedrive.api import DEFAULT_API_URL, OPENAPI, PipedriveApi
 from tap_pipedrive.auth import DEFAULT_TOKEN_URL
 from tap_pipedrive.base_stream import PipedriveStream
-from tap_pipedrive.change_feed import ChangeFeed, plan_change_feed
+from tap_pipedrive.change_feed import (
+    DEFAULT_REFRESH_MINUTES,
+    ChangeFeed,
+    explain_with_events,
+    plan_change_feed,
+    plan_refresh,
+)
 from tap_pipedrive.custom_fields import (
     CustomField,
     keep_known_columns,
@@ -38,6 +44,7 @@ from tap_pipedrive.streams import (
 )
 from tap_pipedrive.streams.recents import RecentsRequest
 from tap_pipedrive.streams.stage_changes import config_properties as stage_history_settings
+from tap_pipedrive.webhooks.feed import STREAM_OBJECTS, poll_due, reader_for
 
 COLUMN_MAP_KEY = "custom_field_columns"
 
@@ -150,6 +157,16 @@ CONFIG_SCHEMA = th.PropertiesList(
         "polls every stream every run.",
     ),
     th.Property(
+        "refresh_interval_minutes",
+        th.IntegerType,
+        default=DEFAULT_REFRESH_MINUTES,
+        description="What neither /v1/recents nor the webhooks say changed (lead labels and "
+        "sources, lead and note fields, currencies, goals, projects and their boards, phases, "
+        "templates and tasks, roles, permission sets, call logs, mail threads) is re-read at "
+        "most this often, one such stream per run, the one read longest ago; field definitions "
+        "stay this long in the Redis cache. 0 re-reads them every run.",
+    ),
+    th.Property(
         "include_archived_deals",
         th.BooleanType,
         default=True,
@@ -213,11 +230,13 @@ CONFIG_SCHEMA = th.PropertiesList(
     th.Property(
         "webhook_poll_every_runs",
         th.IntegerType,
-        default=12,
-        description="Webhooks mode: every Nth run also polls Pipedrive (the safety net for "
-        "events Pipedrive dropped, e.g. while it banned the receiver); the runs between read "
-        "only the stored events and cost no tokens but for payloads fetched by id. 1 polls "
-        "every run.",
+        default=72,
+        description="Webhooks mode: every Nth run is the safety net (default 72: every 6 hours "
+        "at a 5-minute schedule): one /v1/recents call lists what changed since the last one; "
+        "streams whose every listed change a stored event holds make no request, the others "
+        "poll (catching events Pipedrive dropped, e.g. while it banned the receiver), leads are "
+        "read, and the lists on refresh_interval_minutes that are due. The runs between read "
+        "only the stored events and cost no tokens but for payloads fetched by id. 1: every run.",
     ),
     th.Property(
         "webhook_schema",
@@ -400,8 +419,9 @@ class TapPipedrive(SeamTap):
             self.api.close()
 
     def _plan_change_feed(self) -> ChangeFeed | None:
-        """Ask /v1/recents which covered streams changed (see change_feed)."""
-        if self.config.get("reconcile") or not self.config.get("use_recents", True):
+        """Ask /v1/recents which covered streams changed, and decide which streams on an
+        interval are due (see change_feed); ``None`` on a reconciliation, which reads all."""
+        if self.config.get("reconcile"):
             return None
         selected = [
             s
@@ -409,12 +429,26 @@ class TapPipedrive(SeamTap):
             if isinstance(s, PipedriveStream) and s.selected and s.parent_stream_type is None
         ]
         session = self.api.session
+        log = logging.getLogger("tap-pipedrive")
 
         def fetch(since: dt.datetime, items: list[str]) -> dict[str, t.Any]:
             return RecentsRequest(self, since, items).fetch()
 
-        feed = plan_change_feed(selected, fetch=fetch, clock=lambda: session.first_answer_at)
-        log = logging.getLogger("tap-pipedrive")
+        def clock() -> dt.datetime | None:
+            return session.first_answer_at
+
+        webhooks = reader_for(self.config)
+        polled = selected
+        if webhooks is not None:
+            # Webhooks mode: recents is the safety net of the runs that poll (see change_feed).
+            polled = [s for s in selected if s.recents_item is None or poll_due(s)]
+        safety_net = webhooks is None or any(s.recents_item for s in polled)
+        if not self.config.get("use_recents", True):
+            feed = ChangeFeed(clock=clock, reason="use_recents is false")
+        elif not safety_net:
+            feed = ChangeFeed(clock=clock, reason="webhooks mode, no safety-net poll this run")
+        else:
+            feed = plan_change_feed(polled, fetch=fetch, clock=clock)
         if feed.changed is None:
             log.info("Change feed (/v1/recents) not used: %s; every stream is read.", feed.reason)
         else:
@@ -422,6 +456,40 @@ class TapPipedrive(SeamTap):
                 "Change feed (/v1/recents): changed item types %s; no request for %s.",
                 sorted(feed.changed) or "none",
                 ", ".join(feed.skipped) or "no stream",
+            )
+        minutes = int(self.config.get("refresh_interval_minutes", DEFAULT_REFRESH_MINUTES))
+        # The API's clock once it has answered (recents), else this machine's. Webhooks mode
+        # re-reads the lists with its safety net, all those due at once; the runs between
+        # make no request to learn the time by.
+        now = session.first_answer_at or dt.datetime.now(dt.UTC)
+        interval = dt.timedelta(minutes=minutes)
+        if webhooks is None:
+            plan_refresh(feed, selected, interval=interval, now=now)
+        else:
+            plan_refresh(
+                feed, selected, interval=interval, now=now if safety_net else None, per_run=None
+            )
+        if webhooks is not None:
+            explain_with_events(
+                feed,
+                polled,
+                fed_items=STREAM_OBJECTS.values(),
+                latest=webhooks.latest_times,
+                poll_at_least_every=interval,
+            )
+            if feed.explained:
+                log.info(
+                    "Safety-net poll: the stored webhook events hold every %s change recents "
+                    "lists; no request for %s.",
+                    ", ".join(sorted(feed.explained)),
+                    ", ".join(feed.skipped) or "no stream",
+                )
+        if feed.not_due or feed.refreshing:
+            log.info(
+                "Re-read every %d minutes: %s this run; not due: %s.",
+                minutes,
+                ", ".join(feed.refreshing) or "none",
+                ", ".join(sorted(feed.not_due)) or "none",
             )
         return feed
 

@@ -12,6 +12,7 @@ from tap_pipedrive.streams.setup import UsersStream
 
 class RolesStream(PipedriveStream):
     name = "roles"
+    refreshed_on_interval = True
     path = "/api/v1/roles"
     deleted_flags = (("active_flag", False),)
     carried_keys = ("id",)  # for the per-role streams, also when roles are not selected
@@ -35,6 +36,7 @@ class RoleSettingsStream(PerParentStream):
 
 class PermissionSetsStream(PipedriveStream):
     name = "permission_sets"
+    refreshed_on_interval = True
     path = "/api/v1/permissionSets"
     paginated = False
     deleted_flags = ()

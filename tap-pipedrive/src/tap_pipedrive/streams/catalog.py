@@ -16,6 +16,7 @@ class ProductsStream(ChildRowsParent, IncrementalStream):
 
 class CurrenciesStream(PipedriveStream):
     name = "currencies"
+    refreshed_on_interval = True
     path = "/api/v1/currencies"
     paginated = False
     deleted_flags = ()

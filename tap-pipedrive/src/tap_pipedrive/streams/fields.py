@@ -6,6 +6,7 @@ import typing as t
 
 from typing_extensions import override
 
+from tap_pipedrive.change_feed import DEFAULT_REFRESH_MINUTES
 from tap_pipedrive.client import PipedriveStream
 
 if t.TYPE_CHECKING:
@@ -28,7 +29,8 @@ class FieldsStream(PipedriveStream):
             cached = self.api.cache.get(self.name)
             if cached is None:
                 cached = list(self.request_records(None))
-                self.api.cache.put(self.name, cached)
+                minutes = self.config.get("refresh_interval_minutes", DEFAULT_REFRESH_MINUTES)
+                self.api.cache.put(self.name, cached, at_least_seconds=int(minutes) * 60)
             self._definitions = cached
         return self._definitions
 

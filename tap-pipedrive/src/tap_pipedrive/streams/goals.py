@@ -17,6 +17,7 @@ class GoalsStream(PartitionedStream, RecordsUnderKeyStream):
     """``/goals/find`` lists active goals unless asked for the others: both are read."""
 
     name = "goals"
+    refreshed_on_interval = True
     path = "/api/v1/goals/find"
     records_key = "goals"
     partition_key = "is_active"

@@ -10,6 +10,7 @@ from tap_pipedrive.client import PipedriveStream
 
 class LeadLabelsStream(PipedriveStream):
     name = "lead_labels"
+    refreshed_on_interval = True
     path = "/api/v1/leadLabels"
     paginated = False
     deleted_flags = ()
@@ -17,6 +18,7 @@ class LeadLabelsStream(PipedriveStream):
 
 class LeadSourcesStream(PipedriveStream):
     name = "lead_sources"
+    refreshed_on_interval = True
     path = "/api/v1/leadSources"
     primary_keys: t.ClassVar[tuple[str, ...]] = ("name",)
     paginated = False
@@ -25,6 +27,7 @@ class LeadSourcesStream(PipedriveStream):
 
 class LeadFieldsStream(PipedriveStream):
     name = "lead_fields"
+    refreshed_on_interval = True
     path = "/api/v1/leadFields"
     primary_keys: t.ClassVar[tuple[str, ...]] = ("key",)
     deleted_flags = ()
@@ -32,6 +35,7 @@ class LeadFieldsStream(PipedriveStream):
 
 class NoteFieldsStream(PipedriveStream):
     name = "note_fields"
+    refreshed_on_interval = True
     path = "/api/v1/noteFields"
     primary_keys: t.ClassVar[tuple[str, ...]] = ("key",)
     paginated = False
@@ -43,6 +47,7 @@ class FiltersStream(PipedriveStream):
     the list."""
 
     name = "filters"
+    recents_item = "filter"
     path = "/api/v1/filters"
     recents_item = "filter"
     paginated = False
@@ -53,5 +58,6 @@ class CallLogsStream(PipedriveStream):
     """Call logs (the API lists them newest first, with no update-time filter)."""
 
     name = "call_logs"
+    refreshed_on_interval = True
     path = "/api/v1/callLogs"
     deleted_flags = ()

@@ -26,6 +26,7 @@ class MailThreadsStream(PartitionedStream):
     since the last complete read have their messages read (one request per thread)."""
 
     name = "mail_threads"
+    refreshed_on_interval = True
     path = "/api/v1/mailbox/mailThreads"
     deleted_flags = (("deleted_flag", 1),)
     partition_key = "folder"

@@ -21,6 +21,7 @@ class ProjectsStream(ChildRowsParent, PartitionedStream):
     """Projects, archived ones from ``/projects/archived`` (they carry ``archive_time``)."""
 
     name = "projects"
+    refreshed_on_interval = True
     path = "/api/v2/projects"
     fields_entity = "project"
     deleted_flags = ()
@@ -46,6 +47,7 @@ class ProjectDealsStream(ChildRowsStream):
 
 class ProjectBoardsStream(PipedriveStream):
     name = "project_boards"
+    refreshed_on_interval = True
     path = "/api/v2/boards"
     paginated = False
     deleted_flags = ()
@@ -53,6 +55,7 @@ class ProjectBoardsStream(PipedriveStream):
 
 class ProjectPhasesStream(PipedriveStream):
     name = "project_phases"
+    refreshed_on_interval = True
     path = "/api/v2/phases"
     paginated = False
     deleted_flags = ()
@@ -60,11 +63,13 @@ class ProjectPhasesStream(PipedriveStream):
 
 class ProjectTemplatesStream(PipedriveStream):
     name = "project_templates"
+    refreshed_on_interval = True
     path = "/api/v2/projectTemplates"
     deleted_flags = ()
 
 
 class TasksStream(PipedriveStream):
     name = "tasks"
+    refreshed_on_interval = True
     path = "/api/v2/tasks"
     deleted_flags = ()

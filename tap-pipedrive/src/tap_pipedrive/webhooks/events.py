@@ -129,6 +129,21 @@ class EventReader:
             StoredEvent(int(r[0]), Event(r[1], r[2], r[3], r[4], r[5], r[6], r[7])) for r in rows
         ]
 
+    def latest_times(
+        self, entities: t.Collection[str], since: dt.datetime
+    ) -> dict[tuple[str, str], dt.datetime]:
+        """(entity, entity id) -> the time of its latest stored event at or after ``since``
+        (the safety-net poll checks recents' list against it, see change_feed)."""
+        query = sql.SQL(
+            "SELECT entity, entity_id, max(event_time) FROM {}.events"
+            " WHERE entity = ANY(%s) AND event_time >= %s GROUP BY entity, entity_id"
+        ).format(sql.Identifier(self.schema))
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            if not self._exists(conn):
+                return {}
+            rows = conn.execute(query, (list(entities), since)).fetchall()
+        return {(str(r[0]), str(r[1])): r[2] for r in rows}
+
     def record_position(self, consumer: str, position: int) -> None:
         query = sql.SQL(
             "INSERT INTO {}.consumers (consumer, position) VALUES (%s, %s)"
