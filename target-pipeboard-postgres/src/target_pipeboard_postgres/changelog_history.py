@@ -131,6 +131,10 @@ class PendingRecords:
         for entity in ENTITIES:
             if name == self.table_name(entity.stream):
                 key = "id"
+                if not _columns(conn, batch.schema, self.table_name(entity.changes_stream)):
+                    # No changes loaded yet: nothing to rebuild, and the first rebuild once
+                    # they arrive is a whole one (a plain load pays one catalog lookup).
+                    return
             elif name == self.table_name(entity.changes_stream):
                 key = entity.id_column
             else:
