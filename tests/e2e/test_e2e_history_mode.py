@@ -8,11 +8,29 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 from typing import Any
 
 from psycopg import sql
 
-HISTORY_ON = {"TARGET_PIPEBOARD_POSTGRES_HISTORY_STREAMS": '["deals","persons","organizations"]'}
+HISTORY_ON = {
+    "TARGET_PIPEBOARD_POSTGRES_HISTORY_STREAMS": '["deals","persons","organizations"]',
+    # The streams the history is made of: the others prove nothing here and cost most of each
+    # of the runs' time.
+    "TAP_PIPEDRIVE__SELECT_FILTER": json.dumps(
+        [
+            "deals",
+            "persons",
+            "organizations",
+            "stages",
+            "pipelines",
+            "deal_stage_changes",
+            "deal_changes",
+            "person_changes",
+            "organization_changes",
+        ]
+    ),
+}
 VALIDITY = {"_valid_from", "_valid_to", "_is_current"}
 REBUILT = "_pipeboard_rebuilt_versions"
 
