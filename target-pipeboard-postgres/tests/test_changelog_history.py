@@ -187,6 +187,25 @@ def test_rebuilt_versions_fill_the_history_modes_table_before_its_first_capture(
                 m=mode, d=deals
             )
         )
+        # As the history mode captures records: the columns the target derives after the upsert
+        # (moved_to_stage_*) are not in them.
+        derived = [
+            r[0]
+            for r in conn.execute(
+                sql.SQL("SELECT column_name FROM {} WHERE deals_table = 'deals'").format(
+                    sql.Identifier(pg_schema, "_pipeboard_stage_columns")
+                )
+            )
+        ]
+        assert derived
+        conn.execute(
+            sql.SQL("UPDATE {m} SET {cols}").format(
+                m=mode,
+                cols=sql.SQL(", ").join(
+                    sql.SQL("{} = NULL").format(sql.Identifier(c)) for c in derived
+                ),
+            )
+        )
         captured = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(mode)).fetchone()
         for _ in range(2):  # a second rebuild replaces its rows, never adds to them
             assert changelog_history.rebuild(conn, pg_schema, force=True) == [
@@ -227,3 +246,104 @@ def test_rebuilt_versions_fill_the_history_modes_table_before_its_first_capture(
             ).format(m=mode, h=sql.Identifier(pg_schema, "deals_changelog_history"))
         ).fetchone()
         assert agree == (0,)
+
+
+def history_rows(conn, schema, table) -> dict[tuple[int, str], tuple[int, dict[str, t.Any]]]:
+    """Every row of a history table by (id, _valid_from): its writing transaction (xmin) and
+    its content."""
+    rows = conn.execute(
+        sql.SQL("SELECT id, _valid_from::text, xmin::text::bigint, to_jsonb(h) FROM {} h").format(
+            sql.Identifier(schema, table)
+        )
+    ).fetchall()
+    return {(i, f): (x, doc) for i, f, x, doc in rows}
+
+
+def test_a_rebuild_rewrites_only_the_records_whose_rows_arrived(
+    pipedrive_simulator_factory, postgres_url, pg_schema
+):
+    sim = pipedrive_simulator_factory(seed=11, deals=30, persons=12, organizations=6)
+    streams = ("deals", "persons", "organizations", "stages", "pipelines")
+    lines, state = run_tap(sim, streams)
+    load(lines, postgres_url, pg_schema)
+    lines, _ = run_tap(sim, ("deal_stage_changes", *CHANGE_STREAMS), stage_history_mode="backfill")
+    load(lines, postgres_url, pg_schema)  # the first rebuild: whole tables
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        before = {e: history_rows(conn, pg_schema, f"{e}_changelog_history") for e in ENTITIES}
+        pending = conn.execute(
+            sql.SQL("SELECT count(*) FROM {}").format(
+                sql.Identifier(pg_schema, changelog_history.PENDING_TABLE)
+            )
+        ).fetchone()
+        assert pending == (0,)  # the queue is drained by the rebuild
+        # Derived columns are NULL in every version (captured versions never hold them).
+        stage_columns = conn.execute(
+            sql.SQL("SELECT column_name FROM {} WHERE deals_table = 'deals'").format(
+                sql.Identifier(pg_schema, "_pipeboard_stage_columns")
+            )
+        ).fetchall()
+        assert stage_columns
+        filled = sql.SQL(" OR ").join(
+            sql.SQL("{} IS NOT NULL").format(sql.Identifier(c)) for (c,) in stage_columns
+        )
+        in_deals = conn.execute(
+            sql.SQL("SELECT count(*) FROM {} WHERE {}").format(
+                sql.Identifier(pg_schema, "deals"), filled
+            )
+        ).fetchone()
+        assert in_deals is not None
+        assert in_deals[0] > 0  # the deals table has them
+        derived = conn.execute(
+            sql.SQL("SELECT count(*) FROM {} WHERE {}").format(
+                sql.Identifier(pg_schema, "deals_changelog_history"), filled
+            )
+        ).fetchone()
+        assert derived == (0,)
+    assert all(before.values())
+
+    # One deal and one person edited; the next sync loads them and their changes.
+    deal = next(d for d in sim.truth("deals") if d["status"] == "open")
+    sim.advance(3600)
+    sim.update("deals", deal["id"], value=4321.0)
+    sim.update("persons", 3, name="Renamed Person")
+    sim.advance(60)
+    # deal_changes alone reads every updated deal's changelog (with the stage stream it
+    # follows stage moves only); the first incremental read starts at the newest update.
+    lines, state = run_tap(sim, (*streams, *CHANGE_STREAMS), state, stage_history_initial_days=0)
+    load(lines, postgres_url, pg_schema)
+
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        after = {e: history_rows(conn, pg_schema, f"{e}_changelog_history") for e in ENTITIES}
+        rewritten = {
+            e: {
+                key[0]
+                for key, (xmin, _) in after[e].items()
+                if before[e].get(key, (None,))[0] != xmin
+            }
+            for e in ENTITIES
+        }
+        # The edited records' versions were rewritten (a new one for the edit) ...
+        assert deal["id"] in rewritten["deals"]
+        assert 3 in rewritten["persons"]
+        newest = max(k for k in after["deals"] if k[0] == deal["id"])
+        assert after["deals"][newest][1]["value"] == 4321
+        assert len([k for k in after["deals"] if k[0] == deal["id"]]) == 1 + len(
+            [k for k in before["deals"] if k[0] == deal["id"]]
+        )
+        # ... and only the records the run loaded: every other row is the very row written
+        # by the first rebuild (same transaction id, same content).
+        loaded = {e: loaded_ids(conn, pg_schema, e) for e in ENTITIES}
+        assert rewritten["organizations"] <= loaded["organizations"]
+        for entity in ENTITIES:
+            kept = {k: v for k, v in before[entity].items() if k[0] not in rewritten[entity]}
+            assert kept == {k: after[entity][k] for k in kept}, entity
+        assert len(rewritten["deals"]) < len(loaded["deals"]) / 2
+        assert len(rewritten["persons"]) < len(loaded["persons"]) / 2
+        # The incremental result equals a whole rebuild's.
+        incremental = {e: {k: v[1] for k, v in after[e].items()} for e in ENTITIES}
+        changelog_history.rebuild(conn, pg_schema, force=True)
+        whole = {
+            e: {k: v[1] for k, v in history_rows(conn, pg_schema, f"{e}_changelog_history").items()}
+            for e in ENTITIES
+        }
+        assert incremental == whole

@@ -8,11 +8,29 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 from typing import Any
 
 from psycopg import sql
 
-HISTORY_ON = {"TARGET_PIPEBOARD_POSTGRES_HISTORY_STREAMS": '["deals","persons","organizations"]'}
+HISTORY_ON = {
+    "TARGET_PIPEBOARD_POSTGRES_HISTORY_STREAMS": '["deals","persons","organizations"]',
+    # The streams the history is made of: the others prove nothing here and cost most of each
+    # of the runs' time.
+    "TAP_PIPEDRIVE__SELECT_FILTER": json.dumps(
+        [
+            "deals",
+            "persons",
+            "organizations",
+            "stages",
+            "pipelines",
+            "deal_stage_changes",
+            "deal_changes",
+            "person_changes",
+            "organization_changes",
+        ]
+    ),
+}
 VALIDITY = {"_valid_from", "_valid_to", "_is_current"}
 REBUILT = "_pipeboard_rebuilt_versions"
 
@@ -188,16 +206,18 @@ def test_history_mode_versions_through_meltano_run(
     # Where they overlap they agree: the newest rebuilt version of every live deal holds the
     # captured current version's values, and every captured version of the edited deal equals
     # the rebuilt version in effect at its start, for the columns both tables have. Left out:
-    # Singer metadata, validity, and the stage-history expansion's moved_to_stage_* columns,
-    # which the target derives after the upsert (the deals table's values), not the record's.
+    # Singer metadata and validity. The stage-history expansion's moved_to_stage_* columns are
+    # compared too: neither a captured nor a rebuilt version holds them (they are the target's
+    # derivation on the deals table, not the record's).
     some_rebuilt = next(iter(rebuilt.values()))[0]
     some_captured = next(iter(kept.values()))[0]
     shared = {
         c
         for c in set(some_rebuilt) & set(some_captured)
-        if c not in VALIDITY and not c.startswith(("_sdc_", "moved_to_stage_"))
+        if c not in VALIDITY and not c.startswith("_sdc_")
     }
     assert {"id", "title", "value", "stage_id", "status", "update_time"} <= shared
+    assert any(c.startswith("moved_to_stage_") for c in shared)
     disagree: list[Any] = []
     compared = 0
     for id_, rows in kept.items():

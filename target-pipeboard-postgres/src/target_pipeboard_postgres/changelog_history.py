@@ -30,9 +30,20 @@ Views (deals): ``deal_pipeline_daily`` (per day, pipeline and stage: open deals 
 at the end of the day), ``deal_owner_changes``, ``deal_value_changes``,
 ``deal_expected_close_date_changes``.
 
-The loader calls :func:`rebuild` after each run, once every batch is committed. A rebuild is
-skipped for an entity whose two tables did not change since the last one (a fingerprint of row
-counts and newest times is kept in ``_pipeboard_changelog_history``).
+Columns the target derives on the entity table after the upsert (the stage-history expansion's
+``moved_to_stage_*``, listed in ``_pipeboard_stage_columns``) are not the record's: the history
+mode captures records, so its versions hold NULL there, and the rebuilt versions hold NULL
+there too (the as-of answer is ``deal_stage_history``: first ``entered_at`` per stage).
+
+The loader calls :func:`rebuild` after each run, once every batch is committed. Inside each
+batch's transaction :class:`PendingRecords` queues the ids of the records the batch touched (the
+entity's rows and the entity ids of its change rows) in ``_pipeboard_changelog_pending``; the
+rebuild then rewrites the versions of those records only, and leaves every other record's rows
+as they are. The whole table is rebuilt when there is no queue (another loader, the first
+rebuild), when the entity's columns changed, on ``force``, and when the tables changed with no
+record queued (a fingerprint of row counts and newest times is kept in
+``_pipeboard_changelog_history``: rows written by another loader, rows retired by
+ACTIVATE_VERSION).
 """
 
 from __future__ import annotations
@@ -40,10 +51,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
+
+from target_pipeboard_postgres import identifiers
+
+if TYPE_CHECKING:
+    from target_pipeboard_postgres.connector import TableLayout
+    from target_pipeboard_postgres.post_load import LoadedBatch
 
 LOGGER = logging.getLogger(__name__)
 
@@ -51,7 +68,11 @@ HISTORY_SUFFIX = "_changelog_history"
 MODE_SUFFIX = "_history"  # the target's history mode
 STATE_TABLE = "_pipeboard_changelog_history"
 REBUILT_TABLE = "_pipeboard_rebuilt_versions"
+PENDING_TABLE = "_pipeboard_changelog_pending"
 SCRATCH = "_pipeboard_changes_scratch"
+TOUCHED = "_pipeboard_changelog_touched"
+# The stage-history expansion's stage -> column mapping: the columns it derives on deals.
+DERIVED_COLUMNS_TABLE = "_pipeboard_stage_columns"
 VALIDITY = ("_valid_from", "_valid_to", "_is_current")
 # Never taken from the changelog: the record's identity, creation and change stamp.
 FIXED = ("id", "add_time", "update_time")
@@ -91,6 +112,77 @@ def _columns(conn: psycopg.Connection[Any], schema: str, table: str) -> dict[str
     return {str(name): str(kind) for name, kind in rows}
 
 
+def default_table_name(stream: str) -> str:
+    """The table a stream loads into (the loader's naming, schema prefix left out)."""
+    return identifiers.split_stream_name(stream, None)[1]
+
+
+class PendingRecords:
+    """The post-load step queueing each batch's records for the next rebuild (see
+    :mod:`.post_load`): the ids of an entity batch's rows and the entity ids of a change
+    batch's rows, in the batch's transaction (a crash cannot lose an entry)."""
+
+    def __init__(self, table_name: Callable[[str], str] = default_table_name) -> None:
+        self.table_name = table_name
+
+    def after_load(self, conn: psycopg.Connection[Any], batch: LoadedBatch) -> None:
+        """Queue the records of the batch, if its stream feeds a rebuild."""
+        name = self.table_name(batch.stream)
+        for entity in ENTITIES:
+            if name == self.table_name(entity.stream):
+                key = "id"
+                if not _columns(conn, batch.schema, self.table_name(entity.changes_stream)):
+                    # No changes loaded yet: nothing to rebuild, and the first rebuild once
+                    # they arrive is a whole one (a plain load pays one catalog lookup).
+                    return
+            elif name == self.table_name(entity.changes_stream):
+                key = entity.id_column
+            else:
+                continue
+            if key in batch.columns:
+                mark_pending(conn, batch.schema, self.table_name(entity.stream), batch.source, key)
+            return
+
+    def after_retire(
+        self, conn: psycopg.Connection[Any], layout: TableLayout, table: str, version: int
+    ) -> None:
+        """Rows retired by ACTIVATE_VERSION: the next rebuild of the entity is a whole one."""
+        _ = version
+        if any(table == self.table_name(entity.stream) for entity in ENTITIES) and _columns(
+            conn, layout.schema, STATE_TABLE
+        ):
+            conn.execute(
+                sql.SQL("DELETE FROM {} WHERE table_name = %s").format(
+                    sql.Identifier(layout.schema, STATE_TABLE)
+                ),
+                (f"{table}{HISTORY_SUFFIX}",),
+            )
+
+
+def mark_pending(
+    conn: psycopg.Connection[Any],
+    schema: str,
+    table: str,
+    source: sql.Composable,
+    key: str,
+) -> None:
+    """Queue the ids in ``source.key`` for the next rebuild of ``table``'s history."""
+    pending = sql.Identifier(schema, PENDING_TABLE)
+    conn.execute(
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} (table_name text NOT NULL, id bigint NOT NULL,"
+            " PRIMARY KEY (table_name, id))"
+        ).format(pending)
+    )
+    conn.execute(
+        sql.SQL(
+            "INSERT INTO {p} (table_name, id) SELECT DISTINCT %s, {k}::bigint FROM {s}"
+            " WHERE {k} IS NOT NULL ON CONFLICT DO NOTHING"
+        ).format(p=pending, k=sql.Identifier(key), s=source),
+        (table,),
+    )
+
+
 def rebuild(
     conn: psycopg.Connection[Any],
     schema: str,
@@ -100,7 +192,7 @@ def rebuild(
 ) -> list[str]:
     """Rebuild the changelog history of every entity whose tables are there; the tables
     written. One transaction per entity (committed here); an entity that fails is logged and
-    left as it was, the others still run."""
+    left as it was (its queued records stay queued), the others still run."""
     written = []
     for entity in ENTITIES:
         try:
@@ -131,6 +223,46 @@ def _fingerprint(conn: psycopg.Connection[Any], schema: str, entity: str, change
     return str(row[0]) if row else ""
 
 
+def _take_pending(conn: psycopg.Connection[Any], schema: str, table: str) -> int | None:
+    """Move the records queued for ``table`` into the temporary touched set (dropped at
+    commit; a failed rebuild rolls the queue back); how many, None when nothing queues."""
+    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(TOUCHED)))
+    conn.execute(
+        sql.SQL("CREATE TEMP TABLE {} (id bigint PRIMARY KEY) ON COMMIT DROP").format(
+            sql.Identifier(TOUCHED)
+        )
+    )
+    if not _columns(conn, schema, PENDING_TABLE):
+        return None
+    taken = conn.execute(
+        sql.SQL(
+            "WITH taken AS (DELETE FROM {p} WHERE table_name = %s RETURNING id)"
+            " INSERT INTO {t} SELECT DISTINCT id FROM taken"
+        ).format(p=sql.Identifier(schema, PENDING_TABLE), t=sql.Identifier(TOUCHED)),
+        (table,),
+    )
+    conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(TOUCHED)))
+    return taken.rowcount
+
+
+def _derived_columns(conn: psycopg.Connection[Any], schema: str, table: str) -> list[str]:
+    """Columns the target derives on ``table`` after the upsert (not the record's)."""
+    if not _columns(conn, schema, DERIVED_COLUMNS_TABLE):
+        return []
+    rows = conn.execute(
+        sql.SQL("SELECT column_name FROM {} WHERE deals_table = %s ORDER BY 1").format(
+            sql.Identifier(schema, DERIVED_COLUMNS_TABLE)
+        ),
+        (table,),
+    ).fetchall()
+    return [str(name) for (name,) in rows]
+
+
+def _history_columns(columns: dict[str, str]) -> dict[str, str]:
+    wanted = {**columns, "_valid_from": "timestamp with time zone"}
+    return wanted | {"_valid_to": "timestamp with time zone", "_is_current": "boolean"}
+
+
 def _rebuild_entity(
     conn: psycopg.Connection[Any],
     schema: str,
@@ -144,6 +276,9 @@ def _rebuild_entity(
     change_columns = _columns(conn, schema, changes)
     needed = {entity.id_column, "column_name", "old_value", "new_value", "changed_at"}
     if not columns or not change_columns:
+        if columns:
+            # Nothing to rebuild yet: the first rebuild once the changes arrive is a whole one.
+            _take_pending(conn, schema, table)
         return None
     if not {"id", "add_time", "update_time"} <= set(columns) or not needed <= set(change_columns):
         LOGGER.warning(
@@ -168,14 +303,27 @@ def _rebuild_entity(
         ),
         (history,),
     ).fetchone()
-    if not force and seen and seen[0] == fingerprint and _columns(conn, schema, history):
+    same_layout = _columns(conn, schema, history) == _history_columns(columns)
+    queued = _take_pending(conn, schema, table)
+    if not force and same_layout and seen and seen[0] == fingerprint and not queued:
         return None
-    _prepare_history_table(conn, schema, table, history, columns)
-    _scratch_changes(conn, schema, entity, changes, columns)
-    _insert_versions(conn, schema, table, history, columns)
+    # Only the queued records, when the table is there as it should be and nothing changed
+    # behind the queue's back (a change of the tables with nothing queued rebuilds it all).
+    touched = not force and same_layout and seen is not None and bool(queued)
+    if touched:
+        conn.execute(
+            sql.SQL("DELETE FROM {h} h USING {t} t WHERE h.id = t.id").format(
+                h=sql.Identifier(schema, history), t=sql.Identifier(TOUCHED)
+            )
+        )
+    else:
+        _prepare_history_table(conn, schema, table, history, columns)
+    _scratch_changes(conn, schema, entity, changes, columns, touched=touched)
+    derived = _derived_columns(conn, schema, table)
+    _insert_versions(conn, schema, table, history, columns, derived, touched=touched)
     mode_table = f"{table}{MODE_SUFFIX}"
     if _columns(conn, schema, mode_table):
-        _fill_history_mode(conn, schema, history, mode_table)
+        _fill_history_mode(conn, schema, history, mode_table, touched=touched)
     if entity.stream == "deals":
         ensure_deal_views(conn, schema, history, changes, columns)
     conn.execute(
@@ -185,9 +333,14 @@ def _rebuild_entity(
         ).format(sql.Identifier(schema, STATE_TABLE)),
         (history, fingerprint),
     )
-    count = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, history)))
-    found = count.fetchone()
-    LOGGER.info("changelog history: %s holds %s versions", history, found[0] if found else 0)
+    if touched:
+        LOGGER.info("changelog history: %s rewritten for %s records", history, queued)
+    else:
+        count = conn.execute(
+            sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, history))
+        )
+        found = count.fetchone()
+        LOGGER.info("changelog history: %s holds %s versions", history, found[0] if found else 0)
     return history
 
 
@@ -195,9 +348,7 @@ def _prepare_history_table(
     conn: psycopg.Connection[Any], schema: str, table: str, history: str, columns: dict[str, str]
 ) -> None:
     """Empty the history table, or create it anew when the entity's columns changed."""
-    wanted = {**columns, "_valid_from": "timestamp with time zone"}
-    wanted |= {"_valid_to": "timestamp with time zone", "_is_current": "boolean"}
-    if _columns(conn, schema, history) == wanted:
+    if _columns(conn, schema, history) == _history_columns(columns):
         conn.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(schema, history)))
         return
     # Views on it are recreated right after (ensure_deal_views).
@@ -221,8 +372,11 @@ def _scratch_changes(
     entity: Entity,
     changes: str,
     columns: dict[str, str],
+    *,
+    touched: bool,
 ) -> None:
-    """The changes of the entity's columns, indexed for the per-version lookups."""
+    """The changes of the entity's columns (of the touched records only, when ``touched``),
+    indexed for the per-version lookups."""
     conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(SCRATCH)))
     settable = [c for c in columns if c not in FIXED]
     position = (
@@ -236,12 +390,13 @@ def _scratch_changes(
             " SELECT c.{rid}::bigint AS rid, c.column_name AS col, c.changed_at,"
             " {position}::bigint AS pos,"
             " c.old_value::jsonb AS old_value, c.new_value::jsonb AS new_value"
-            " FROM {c} c WHERE c.column_name = ANY(%s) AND c.changed_at IS NOT NULL"
+            " FROM {c} c WHERE c.column_name = ANY(%s) AND c.changed_at IS NOT NULL{only}"
         ).format(
             s=sql.Identifier(SCRATCH),
             position=position,
             rid=sql.Identifier(entity.id_column),
             c=sql.Identifier(schema, changes),
+            only=_only_touched(sql.SQL("c.{}").format(sql.Identifier(entity.id_column)), touched),
         ),
         (settable,),
     )
@@ -251,15 +406,29 @@ def _scratch_changes(
     conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(SCRATCH)))
 
 
+def _only_touched(ident: sql.Composable, touched: bool) -> sql.Composable:
+    """`` AND <ident> IN (the touched records)`` when ``touched``, else nothing."""
+    if not touched:
+        return sql.SQL("")
+    return sql.SQL(" AND {}::bigint IN (SELECT id FROM {})").format(ident, sql.Identifier(TOUCHED))
+
+
 def _insert_versions(
-    conn: psycopg.Connection[Any], schema: str, table: str, history: str, columns: dict[str, str]
+    conn: psycopg.Connection[Any],
+    schema: str,
+    table: str,
+    history: str,
+    columns: dict[str, str],
+    derived: list[str],
+    *,
+    touched: bool,
 ) -> None:
     names = list(columns)
     query = sql.SQL(
         """
         WITH ents AS (
             SELECT e.* FROM {t} e
-            WHERE e.id IS NOT NULL AND e.add_time IS NOT NULL
+            WHERE e.id IS NOT NULL AND e.add_time IS NOT NULL{only}
               AND (EXISTS (SELECT 1 FROM {s} x WHERE x.rid = e.id)
                    OR e.update_time IS NOT DISTINCT FROM e.add_time)
         ), bounds AS (
@@ -290,8 +459,8 @@ def _insert_versions(
             FROM vals GROUP BY rid, valid_from
         ), docs AS (
             SELECT v.rid, v.valid_from, v.valid_to,
-                   CASE WHEN v.valid_to IS NULL THEN to_jsonb(e)
-                        ELSE to_jsonb(e) || COALESCE(c.doc, '{{}}')
+                   CASE WHEN v.valid_to IS NULL THEN to_jsonb(e) - {derived}
+                        ELSE (to_jsonb(e) - {derived}) || COALESCE(c.doc, '{{}}')
                              || jsonb_build_object('update_time', v.valid_from)
                    END AS doc
             FROM versions v JOIN ents e ON e.id = v.rid
@@ -307,15 +476,18 @@ def _insert_versions(
         h=sql.Identifier(schema, history),
         cols=sql.SQL(", ").join(sql.Identifier(n) for n in names),
         fields=sql.SQL(", ").join(sql.SQL("r.{}").format(sql.Identifier(n)) for n in names),
+        only=_only_touched(sql.SQL("e.id"), touched),
+        derived=sql.SQL("{}::text[]").format(sql.Literal(derived)),
     )
     conn.execute(query)
 
 
 def _fill_history_mode(
-    conn: psycopg.Connection[Any], schema: str, history: str, mode_table: str
+    conn: psycopg.Connection[Any], schema: str, history: str, mode_table: str, *, touched: bool
 ) -> None:
     """Write the rebuilt versions older than each record's first captured one into the
-    history mode's table; replaces what an earlier rebuild wrote there."""
+    history mode's table; replaces what an earlier rebuild wrote there (for the touched
+    records only, when ``touched``)."""
     rebuilt = sql.Identifier(schema, REBUILT_TABLE)
     conn.execute(
         sql.SQL(
@@ -327,11 +499,16 @@ def _fill_history_mode(
     conn.execute(
         sql.SQL(
             "DELETE FROM {m} h USING {r} r WHERE r.table_name = %s AND h.id = r.id"
-            " AND h._valid_from = r.valid_from"
-        ).format(m=mode, r=rebuilt),
+            " AND h._valid_from = r.valid_from{only}"
+        ).format(m=mode, r=rebuilt, only=_only_touched(sql.SQL("r.id"), touched)),
         (mode_table,),
     )
-    conn.execute(sql.SQL("DELETE FROM {} WHERE table_name = %s").format(rebuilt), (mode_table,))
+    conn.execute(
+        sql.SQL("DELETE FROM {r} r WHERE table_name = %s{only}").format(
+            r=rebuilt, only=_only_touched(sql.SQL("r.id"), touched)
+        ),
+        (mode_table,),
+    )
     shared = [
         c
         for c in _columns(conn, schema, mode_table)
@@ -342,7 +519,9 @@ def _fill_history_mode(
     conn.execute(
         sql.SQL(
             """
-            WITH first AS (SELECT id, min(_valid_from) AS captured FROM {m} GROUP BY id),
+            WITH first AS (
+                SELECT id, min(_valid_from) AS captured FROM {m} WHERE true{only} GROUP BY id
+            ),
             older AS (
                 SELECT v.*, f.captured FROM {h} v JOIN first f ON f.id = v.id
                 WHERE v._valid_from < f.captured
@@ -358,7 +537,14 @@ def _fill_history_mode(
             )
             INSERT INTO {r} SELECT %s, id, _valid_from FROM written
             """
-        ).format(m=mode, h=sql.Identifier(schema, history), r=rebuilt, cols=cols, picked=picked),
+        ).format(
+            m=mode,
+            h=sql.Identifier(schema, history),
+            r=rebuilt,
+            cols=cols,
+            picked=picked,
+            only=_only_touched(sql.SQL("id"), touched),
+        ),
         (mode_table,),
     )
 

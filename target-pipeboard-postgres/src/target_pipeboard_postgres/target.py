@@ -105,6 +105,9 @@ class TargetPipeboardPostgres(TargetSeam):
             self.config.get(stage_history.SETTING_NAME)
         )
         self._stage_history_queue = stage_history.PendingQueue(self.stage_history)
+        self._changelog_history_queue = changelog_history.PendingRecords(
+            lambda stream: identifiers.split_stream_name(stream, None)[1]
+        )
         self.history = history_mode.HistorySettings.from_config(
             self.config.get(history_mode.SETTING_NAME), self.config.get("load_method")
         )
@@ -156,7 +159,10 @@ class TargetPipeboardPostgres(TargetSeam):
         self, stream: str, layout: TableLayout, history_table: str | None
     ) -> list[PostLoadExpansion]:
         """What runs inside each batch transaction of ``stream``, loaded as ``layout``."""
-        expansions: list[PostLoadExpansion] = [self._stage_history_queue]
+        expansions: list[PostLoadExpansion] = [
+            self._stage_history_queue,
+            self._changelog_history_queue,
+        ]
         if history_table is not None:
             replication_key = self._replication_keys.get(stream)
             expansions.append(history_mode.HistoryMode(layout, history_table, replication_key))

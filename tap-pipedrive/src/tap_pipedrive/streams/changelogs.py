@@ -47,11 +47,20 @@ from tap_pipedrive.streams.stage_changes import (
     DealStageChangesStream,
     page_items,
 )
+from tap_pipedrive.webhooks.changes import ChangeFeed, change_feed
+from tap_pipedrive.webhooks.feed import (
+    CHANGE_OBJECTS,
+    POSITION_KEY,
+    StageFeed,
+    poll_due,
+    reader_for,
+)
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
     from tap_pipedrive.tap import TapPipedrive
+    from tap_pipedrive.webhooks.events import EventReader
 
 PAGE = 500
 STAGE_STREAM = "deal_stage_changes"
@@ -120,6 +129,8 @@ class DealChangesStream(_ChangeRecords, DealStageChangesStream):
         self._items: list[dict[str, t.Any]] = []
         self._schema_sent = False
         self.shared_deals = 0
+        self.webhook_records = 0
+        self._webhook: tuple[StageFeed, ChangeFeed] | None = None
 
     def shared(self) -> bool:
         """Whether ``deal_stage_changes`` reads the changelogs for this stream in this run."""
@@ -152,13 +163,43 @@ class DealChangesStream(_ChangeRecords, DealStageChangesStream):
         for record in change_records(self.typer(), self.id_key, deal_id, items):
             self._write_record_message(record)
 
+    def webhook_changes(self, feed: StageFeed) -> ChangeFeed:
+        """The change records of the deal events the stage feed read (made once per feed)."""
+        if self._webhook is None or self._webhook[0] is not feed:
+            self._webhook = (feed, change_feed(feed.events, self.typer(), self.id_key))
+        return self._webhook[1]
+
+    def emit_webhook(self, feed: StageFeed) -> None:
+        """Write the change records of the deal events ``deal_stage_changes`` read."""
+        records = self.webhook_changes(feed).records
+        if records and not self._schema_sent:
+            self._write_schema_message()
+            self._schema_sent = True
+        for record in records:
+            self._write_record_message(record)
+        self.webhook_records += len(records)
+
+    def webhook_explains(self, feed: StageFeed, deal: DealHead, gate: dt.datetime | None) -> bool:
+        return self.webhook_changes(feed).explains(deal, gate)
+
+    @override
+    def feed_records(self, feed: StageFeed) -> t.Iterator[dict[str, t.Any]]:
+        records = self.webhook_changes(feed).records
+        self.webhook_records += len(records)
+        yield from records
+
+    @override
+    def feed_explains(self, feed: StageFeed, deal: DealHead, gate: dt.datetime | None) -> bool:
+        return self.webhook_explains(feed, deal, gate)
+
     @override
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         if self.shared():
             self.logger.info(
                 "deal_changes: read with deal_stage_changes from the same changelog calls "
-                "(%d deals, no request of its own)",
+                "(%d deals, no request of its own) and %d records from webhook events",
                 self.shared_deals,
+                self.webhook_records,
             )
             return
         yield from super().get_records(context)
@@ -288,16 +329,54 @@ class ContactChangesStream(_ChangeRecords, PipedriveStream):
         if self.mode == "backfill":
             yield from self._backfill()
             return
+        fed = self._webhook_feed()
+        if fed is not None:
+            # Webhook events: their changes cost no request.
+            yield from fed[0].records
+            if not poll_due(self):
+                self._save_position(*fed)
+                return
         feed = self.pipedrive_tap.change_feed
         if feed is not None and feed.skips(self):
             # /v1/recents listed no change of the entity: no changed record, no request.
             self.finish_change_feed()
+            if fed is not None:
+                self._save_position(*fed)
             return
-        yield from self._incremental()
+        yield from self._incremental(fed[0] if fed is not None else None)
         if self._read_to_the_end:
             self.finish_change_feed()
+            if fed is not None:
+                self._save_position(*fed)
 
-    def _incremental(self) -> t.Iterator[dict[str, t.Any]]:
+    def _webhook_feed(self) -> tuple[ChangeFeed, EventReader] | None:
+        """The change records of the webhook events stored since the stream's position (None
+        when webhooks are off)."""
+        reader = reader_for(self.config)
+        obj = CHANGE_OBJECTS.get(self.name)
+        if reader is None or obj is None:
+            return None
+        events = reader.read([obj], int(self.stream_state.get(POSITION_KEY) or 0))
+        fed = change_feed(events, self.typer(), self.id_key)
+        if events:
+            self.logger.info(
+                "%s: %d records from %d %s webhook events",
+                self.name,
+                len(fed.records),
+                len(events),
+                obj,
+            )
+        return fed, reader
+
+    def _save_position(self, fed: ChangeFeed, reader: EventReader) -> None:
+        """Past the events read (only once every record they leave unexplained was read: a
+        run stopped by the budget reads them again, their records keep their ids)."""
+        if fed.position:
+            self.stream_state[POSITION_KEY] = fed.position
+            reader.record_position(self.name, fed.position)
+            write_state_now(self)
+
+    def _incremental(self, webhook: ChangeFeed | None = None) -> t.Iterator[dict[str, t.Any]]:
         start = self.config.get("start_date")
         start_date = parse_time(str(start)) if start else None
         plan = IncrementalPlan.from_state(self.stream_state, start_date)
@@ -317,12 +396,15 @@ class ContactChangesStream(_ChangeRecords, PipedriveStream):
         query: dict[str, t.Any] = {"sort_by": "update_time", "sort_direction": "asc"}
         if since is not None:
             query["updated_since"] = format_time(since)
-        read = listed = 0
+        read = listed = explained = 0
         stopped = False
         for _, record in self._records_of(query):
             if plan.already_done(record):
                 continue
             wanted = plan.needs_history(record)
+            if wanted and webhook is not None and webhook.explains(record, plan.gate):
+                wanted = False  # every change since the gate came with the webhook events
+                explained += 1
             if wanted:
                 if not self._room_for(cost + (list_cost if listed % PAGE == PAGE - 1 else 0)):
                     self.logger.info(
@@ -344,11 +426,13 @@ class ContactChangesStream(_ChangeRecords, PipedriveStream):
         self._read_to_the_end = not stopped
         self._save_state("stage_changes", plan.to_state())
         self.logger.info(
-            "%s: %d %ss read from their changelogs (%d requests), gate now %s",
+            "%s: %d %ss read from their changelogs (%d requests), %d explained by webhook "
+            "events, gate now %s",
             self.name,
             read,
             self.entity,
             self.per_record_calls,
+            explained,
             plan.gate,
         )
 

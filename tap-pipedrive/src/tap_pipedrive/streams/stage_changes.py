@@ -67,7 +67,7 @@ from tap_pipedrive.stage_plan import (
 )
 from tap_pipedrive.stage_plan import stage_time as parse_time
 from tap_pipedrive.timestamps import format_time
-from tap_pipedrive.webhooks.feed import poll_due, stage_feed
+from tap_pipedrive.webhooks.feed import StageFeed, poll_due, stage_feed
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -415,6 +415,27 @@ class DealStageChangesStream(PipedriveStream):
         if changes is not None and changes is not self and changes.selected:
             t.cast("t.Any", changes).emit_shared(deal_id, items)
 
+    def _shared_changes(self) -> t.Any:
+        """``deal_changes`` when it reads this stream's changelogs in this run, else None."""
+        changes = self._tap.streams.get("deal_changes")
+        if changes is None or changes is self or not changes.selected:
+            return None
+        return changes if t.cast("t.Any", changes).shared() else None
+
+    def feed_records(self, feed: StageFeed) -> t.Iterator[dict[str, t.Any]]:
+        """The records of the webhook events (the deal changes' go to ``deal_changes``)."""
+        yield from feed.records
+        changes = self._shared_changes()
+        if changes is not None:
+            changes.emit_webhook(feed)
+
+    def feed_explains(self, feed: StageFeed, deal: DealHead, gate: dt.datetime | None) -> bool:
+        """Whether the webhook events make the deal's changelog call unneeded."""
+        if not feed.explains(deal, gate):
+            return False
+        changes = self._shared_changes()
+        return changes is None or bool(changes.webhook_explains(feed, deal, gate))
+
     def _deal_lists(self) -> list[str]:
         """The deal lists to read: active deals, and archived ones unless excluded."""
         if self.config.get("include_archived_deals", True):
@@ -520,7 +541,7 @@ class DealStageChangesStream(PipedriveStream):
             self._save_state(STATE_KEY_INCREMENTAL, plan.to_state())
         fed = stage_feed(self)  # webhook events: their moves cost no per-deal request
         if fed is not None:
-            yield from fed[0].records
+            yield from self.feed_records(fed[0])
             if not poll_due(self):
                 fed[0].save(self.stream_state, fed[1], self.name)
                 self._save_state(STATE_KEY_INCREMENTAL, plan.to_state())
@@ -533,7 +554,9 @@ class DealStageChangesStream(PipedriveStream):
         for _, _, deal in self._deals("update_time", params, {}):
             if plan.already_done(deal):
                 continue
-            read = plan.needs_history(deal) and not (fed and fed[0].explains(deal, plan.gate))
+            read = plan.needs_history(deal) and not (
+                fed and self.feed_explains(fed[0], deal, plan.gate)
+            )
             if read:
                 fetched += 1
                 outcome, records = self._deal_records(deal)

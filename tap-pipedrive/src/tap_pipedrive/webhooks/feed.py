@@ -15,7 +15,9 @@ before its poll, the events stored since the position in its state (``webhook_po
 
 ``deal_stage_changes`` reads deal events with a ``stage_id`` in ``previous`` (moves) and deal
 creations, emits their records directly and skips the changelog request for every deal whose
-stage facts the events cover.
+stage facts the events cover. ``deal_changes``, ``person_changes`` and ``organization_changes``
+turn each change event's ``previous`` into change records (:mod:`.changes`) and skip the
+changelog request of every record whose changes the events cover.
 
 What can still be missed: events Pipedrive drops while it bans the receiver (30 minutes after
 10 failed first deliveries) or after it deleted the webhook. Changes then arrive with the next
@@ -50,6 +52,12 @@ STREAM_OBJECTS = {
     "organizations": "organization",
     "products": "product",
     "activities": "activity",
+}
+#: Change streams fed by webhook events' ``previous`` -> webhook event object.
+CHANGE_OBJECTS = {
+    "deal_changes": "deal",
+    "person_changes": "person",
+    "organization_changes": "organization",
 }
 #: Keys a v2 list sends only when asked (``include_fields``) or only on some plans ("Only
 #: available in Growth and above plans"): a payload without them is still complete, as a
@@ -356,6 +364,7 @@ class StageFeed:
     moved_at: dict[int, dt.datetime]
     created: set[int]
     position: int
+    events: t.Sequence[StoredEvent] = ()  # the deal events read (deal_changes reads them too)
 
     def explains(self, deal: DealHead, gate: dt.datetime | None) -> bool:
         """Whether the events hold every stage fact of ``deal`` after ``gate`` (so its
@@ -393,7 +402,7 @@ def _time(value: t.Any, fallback: dt.datetime) -> dt.datetime:
 
 def stage_records(events: t.Sequence[StoredEvent]) -> StageFeed:
     """Creation and move records (``source`` ``webhook``) from deal events, oldest first."""
-    feed = StageFeed([], {}, set(), events[-1].position if events else 0)
+    feed = StageFeed([], {}, set(), events[-1].position if events else 0, events)
     for stored in events:
         event = stored.event
         data = event.body.get("data") or {}
