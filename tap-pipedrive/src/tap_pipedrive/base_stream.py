@@ -377,6 +377,17 @@ class PipedriveStream(SeamStream):
             self.finish_full_read()
             self.finish_change_feed()
 
+    def write_checkpoint(self) -> None:
+        """Write the tap's state now, between records (e.g. after a deal's history was read).
+
+        The SDK writes STATE every ``STATE_MSG_FREQUENCY`` records and at the end of each
+        partition, through ``Tap.state_writer``; a checkpoint takes that same writer (so the
+        settling before each STATE runs too) and leaves the state flushed.
+        """
+        _ = self.stream_state  # the stream's entry exists before it is written
+        self.pipedrive_tap.state_writer.write_state(self.tap_state)
+        self.state_manager.is_flushed = True
+
     def finish_change_feed(self) -> None:
         """The stream is current as of this run: its change-feed checkpoint moves."""
         feed = self.pipedrive_tap.change_feed
