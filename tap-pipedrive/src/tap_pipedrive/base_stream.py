@@ -16,6 +16,7 @@ import copy
 import datetime as dt
 import typing as t
 from functools import cached_property
+from typing import Self
 
 import requests
 from singer_sdk.helpers.conform import TypeConformanceLevel
@@ -102,6 +103,26 @@ class PipedriveStream(SeamStream):
         self._progress = Progress(float(self.config.get("progress_interval_seconds", 30)))
         self._extracted_at = dt.datetime.now(dt.UTC)
         self._warned_extra = False
+
+    @classmethod
+    def kind(cls, name: str, **attributes: t.Any) -> type[Self]:
+        """A stream class of this kind, as data: its stream ``name`` and the attributes it sets.
+
+        The class is named after the stream (``person_emails`` -> ``PersonEmailsStream``), so
+        logs and tracebacks read as if it were written out.
+        """
+        class_name = "".join(word.title() for word in name.split("_")) + "Stream"
+        namespace = {"name": name, "__module__": cls.__module__, **attributes}
+        return t.cast("type[Self]", type(class_name, (cls,), namespace))
+
+    @classmethod
+    def plain_lists(cls, *rows: tuple[str, str, bool], **common: t.Any) -> dict[str, type[Self]]:
+        """Plain list streams as data, one row each: (stream, path, paginated); ``common``:
+        attributes they all set."""
+        return {
+            name: cls.kind(name, path=path, paginated=paginated, **common)
+            for name, path, paginated in rows
+        }
 
     # -- schema --------------------------------------------------------------------------------
 

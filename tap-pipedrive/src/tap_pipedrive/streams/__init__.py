@@ -1,4 +1,5 @@
-"""The tap's streams. Adding a stream is one class and one entry in ``STREAM_TYPES``."""
+"""The tap's streams. Adding a stream is one class (or one row of a table of streams of one
+kind) and one entry in ``STREAM_TYPES``."""
 
 from __future__ import annotations
 
@@ -10,12 +11,9 @@ from tap_pipedrive.streams.activity import (
     NotesStream,
 )
 from tap_pipedrive.streams.admin import (
-    PermissionSetAssignmentsStream,
+    ADMIN_PER_PARENT_STREAMS,
     PermissionSetsStream,
-    RoleAssignmentsStream,
-    RoleSettingsStream,
     RolesStream,
-    UserPermissionsStream,
 )
 from tap_pipedrive.streams.catalog import CurrenciesStream, ProductsStream
 from tap_pipedrive.streams.changelogs import (
@@ -23,15 +21,7 @@ from tap_pipedrive.streams.changelogs import (
     OrganizationChangesStream,
     PersonChangesStream,
 )
-from tap_pipedrive.streams.children import (
-    ActivityAttendeesStream,
-    ActivityParticipantsStream,
-    FieldOptionsStream,
-    LeadLabelAssignmentsStream,
-    OrganizationAddressesStream,
-    PersonEmailsStream,
-    PersonPhonesStream,
-)
+from tap_pipedrive.streams.children import CHILD_ROWS_STREAMS, FieldOptionsStream
 from tap_pipedrive.streams.contacts import OrganizationsStream, PersonsStream
 from tap_pipedrive.streams.fields import (
     ActivityFieldsStream,
@@ -41,12 +31,7 @@ from tap_pipedrive.streams.fields import (
     PersonFieldsStream,
     ProductFieldsStream,
 )
-from tap_pipedrive.streams.followers import (
-    OrganizationFollowersStream,
-    PersonFollowersStream,
-    ProductFollowersStream,
-    ProductVariationsStream,
-)
+from tap_pipedrive.streams.followers import FOLLOWER_STREAMS
 from tap_pipedrive.streams.goals import GoalResultsStream, GoalsStream
 from tap_pipedrive.streams.installments import DealInstallmentsStream
 from tap_pipedrive.streams.leads_setup import (
@@ -59,13 +44,9 @@ from tap_pipedrive.streams.leads_setup import (
 )
 from tap_pipedrive.streams.mail import MailThreadsStream
 from tap_pipedrive.streams.projects import (
-    ProjectBoardsStream,
-    ProjectDealsStream,
+    PROJECT_LIST_STREAMS,
     ProjectFieldsStream,
-    ProjectPhasesStream,
     ProjectsStream,
-    ProjectTemplatesStream,
-    TasksStream,
 )
 from tap_pipedrive.streams.sales import DealProductsStream, DealsStream, LeadsStream
 from tap_pipedrive.streams.setup import PipelinesStream, StagesStream, UsersStream
@@ -110,32 +91,20 @@ STREAM_TYPES: list[type[PipedriveStream]] = [
     GoalsStream,
     GoalResultsStream,
     ProjectsStream,
-    ProjectBoardsStream,
-    ProjectPhasesStream,
-    ProjectTemplatesStream,
-    TasksStream,
+    *PROJECT_LIST_STREAMS.values(),
     DealInstallmentsStream,
     RolesStream,
-    RoleAssignmentsStream,
-    RoleSettingsStream,
+    ADMIN_PER_PARENT_STREAMS["role_assignments"],
+    ADMIN_PER_PARENT_STREAMS["role_settings"],
     PermissionSetsStream,
-    PermissionSetAssignmentsStream,
+    ADMIN_PER_PARENT_STREAMS["permission_set_assignments"],
     MailThreadsStream,
-    UserPermissionsStream,
+    ADMIN_PER_PARENT_STREAMS["user_permissions"],
     # Child tables of arrays the parents carry (no requests of their own).
-    PersonEmailsStream,
-    PersonPhonesStream,
-    OrganizationAddressesStream,
-    ActivityParticipantsStream,
-    ActivityAttendeesStream,
-    LeadLabelAssignmentsStream,
-    ProjectDealsStream,
+    *CHILD_ROWS_STREAMS.values(),
     FieldOptionsStream,
     # One request per record changed since the bookmark (opt-in).
-    PersonFollowersStream,
-    OrganizationFollowersStream,
-    ProductFollowersStream,
-    ProductVariationsStream,
+    *FOLLOWER_STREAMS.values(),
 ]
 
 # Streams a run reads only when the catalog selects them: each costs one request per record of
@@ -149,14 +118,8 @@ OPT_IN_STREAM_TYPES: frozenset[type[PipedriveStream]] = frozenset(
         PersonChangesStream,
         OrganizationChangesStream,
         GoalResultsStream,
-        RoleAssignmentsStream,
-        RoleSettingsStream,
-        PermissionSetAssignmentsStream,
-        UserPermissionsStream,
-        PersonFollowersStream,
-        OrganizationFollowersStream,
-        ProductFollowersStream,
-        ProductVariationsStream,
+        *ADMIN_PER_PARENT_STREAMS.values(),
+        *FOLLOWER_STREAMS.values(),
     }
 )
 
