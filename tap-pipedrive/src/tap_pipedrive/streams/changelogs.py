@@ -32,17 +32,12 @@ from tap_pipedrive.backfill import (
     DealHead,
     IncrementalPlan,
     format_time,
-    parse_time,
 )
 from tap_pipedrive.changelog_records import ChangeTyper, change_records, schema
 from tap_pipedrive.client import PipedriveStream
 from tap_pipedrive.resilience import GoneError
-from tap_pipedrive.streams.history_base import BudgetStop, HistoryStream
-from tap_pipedrive.streams.stage_changes import (
-    INITIAL_DAYS,
-    SKIPPED_PER_STATE,
-    DealStageChangesStream,
-)
+from tap_pipedrive.streams.history_base import STATE_KEY_INCREMENTAL, BudgetStop, HistoryStream
+from tap_pipedrive.streams.stage_changes import SKIPPED_PER_STATE, DealStageChangesStream
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -210,21 +205,18 @@ class ContactChangesStream(_ChangeRecords, HistoryStream):
             self.finish_change_feed()
 
     def _incremental(self) -> t.Iterator[dict[str, t.Any]]:
-        start = self.config.get("start_date")
-        start_date = parse_time(str(start)) if start else None
-        plan = IncrementalPlan.from_state(self.stream_state, start_date)
-        if not self.stream_state.get("stage_changes"):
-            plan.gate = self._initial_gate(start_date)
-            backfill_start = BackfillProgress.from_state(self.stream_state).activity_since
-            if backfill_start and plan.gate is not None:
-                plan.gate = min(plan.gate, parse_time(backfill_start))
+        def newest(query: dict[str, t.Any]) -> DealHead | None:
+            first = next(self._records_of(query), None)
+            return None if first is None else first[1]
+
+        plan = self.start_plan(IncrementalPlan, newest)
         cost = self.cost_of(self.changelog_path)
         list_cost = self.cost_of(self.list_path)
         for held in list(plan.held_back.values()):
             changes = self._changes(int(held["id"]))
             yield from changes or []
             plan.release(int(held["id"]))
-            self.save_state("stage_changes", plan.to_state())
+            self.save_state(STATE_KEY_INCREMENTAL, plan.to_state())
         since = plan.updated_since()
         query: dict[str, t.Any] = {"sort_by": "update_time", "sort_direction": "asc"}
         if since is not None:
@@ -251,11 +243,11 @@ class ContactChangesStream(_ChangeRecords, HistoryStream):
             plan.done(record)
             listed += 1
             if wanted or listed % SKIPPED_PER_STATE == 0:
-                self.save_state("stage_changes", plan.to_state())
+                self.save_state(STATE_KEY_INCREMENTAL, plan.to_state())
         if not stopped:
             plan.finish_pass()
         self._read_to_the_end = not stopped
-        self.save_state("stage_changes", plan.to_state())
+        self.save_state(STATE_KEY_INCREMENTAL, plan.to_state())
         self.logger.info(
             "%s: %d %ss read from their changelogs (%d requests), gate now %s",
             self.name,
@@ -264,17 +256,6 @@ class ContactChangesStream(_ChangeRecords, HistoryStream):
             self.history_calls,
             plan.gate,
         )
-
-    def _initial_gate(self, start_date: dt.datetime | None) -> dt.datetime | None:
-        days = self.config.get("stage_history_initial_days", INITIAL_DAYS)
-        if days is None:
-            return start_date
-        query = {"sort_by": "update_time", "sort_direction": "desc", "limit": 1}
-        newest = next(self._records_of(query), None)
-        if newest is None:
-            return start_date
-        gate = newest[1].update_time - dt.timedelta(days=int(days))
-        return max(gate, start_date) if start_date else gate
 
     def _backfill(self) -> t.Iterator[dict[str, t.Any]]:
         progress = ContactBackfill.from_state(self.stream_state)

@@ -20,14 +20,21 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 from typing_extensions import override
 
+from tap_pipedrive.backfill import BackfillProgress
 from tap_pipedrive.client import PipedriveStream
 from tap_pipedrive.pagination import EnvelopePaginator, response_body
 from tap_pipedrive.session import tag_of
-from tap_pipedrive.stage_plan import StageHistoryError
+from tap_pipedrive.stage_plan import DealHead, IncrementalPlan, StageHistoryError, stage_time
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
     from singer_sdk.pagination import BaseAPIPaginator
+
+#: The incremental mode's state key (the name is the stage history's, the first such stream).
+STATE_KEY_INCREMENTAL = "stage_changes"
+#: A first incremental run reads the histories of records active this many days before the
+#: newest update (``stage_history_initial_days``).
+INITIAL_DAYS = 30
 
 #: Where a request's page position goes: v2 lists and changelogs take a cursor, the flow an
 #: offset (``start``).
@@ -189,6 +196,36 @@ class HistoryStream(PipedriveStream):
             f"{label}: stopping cleanly: {reason}. State saved; the next run continues "
             f"where this one stopped ({where})."
         )
+
+    def start_plan(
+        self,
+        plan_type: type[IncrementalPlan],
+        newest: t.Callable[[dict[str, t.Any]], DealHead | None],
+    ) -> IncrementalPlan:
+        """The incremental mode's plan from the state; on a first run (no state), its gate.
+
+        A first run reads recent activity only: from ``stage_history_initial_days`` before the
+        newest update (``newest`` lists it, given the query of a one-record list), not before
+        ``start_date``. A backfill kept in the same state reads each record once: activity
+        after it started may have come after it read the record, so it is this mode's to read.
+        """
+        start = self.config.get("start_date")
+        start_date = stage_time(str(start)) if start else None
+        plan = plan_type.from_state(self.stream_state, start_date)
+        if self.stream_state.get(STATE_KEY_INCREMENTAL):
+            return plan
+        plan.gate = start_date
+        days = self.config.get("stage_history_initial_days", INITIAL_DAYS)
+        if days is not None:
+            query = {"sort_by": "update_time", "sort_direction": "desc", "limit": 1}
+            last = newest(query)
+            if last is not None:
+                gate = last.update_time - dt.timedelta(days=int(days))
+                plan.gate = max(gate, start_date) if start_date else gate
+        backfill_start = BackfillProgress.from_state(self.stream_state).activity_since
+        if backfill_start and plan.gate is not None:
+            plan.gate = min(plan.gate, stage_time(backfill_start))
+        return plan
 
     def save_state(self, key: str, value: dict[str, t.Any]) -> None:
         """Keep ``value`` under ``key`` in the stream's state and write the state now."""

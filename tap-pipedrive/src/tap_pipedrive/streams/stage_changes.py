@@ -61,7 +61,12 @@ from tap_pipedrive.stage_plan import (
     int_or_none,
 )
 from tap_pipedrive.stage_plan import stage_time as parse_time
-from tap_pipedrive.streams.history_base import BudgetStop, HistoryStream
+from tap_pipedrive.streams.history_base import (
+    INITIAL_DAYS,
+    STATE_KEY_INCREMENTAL,
+    BudgetStop,
+    HistoryStream,
+)
 from tap_pipedrive.timestamps import format_time
 from tap_pipedrive.webhooks.feed import poll_due, stage_feed
 
@@ -224,9 +229,7 @@ ARCHIVED_PATH = "/api/v2/deals/archived"
 STAGES_PATH = "/api/v2/stages"
 PER_DEAL_PATHS = {"changelog": "/api/v1/deals/{id}/changelog", "flow": "/api/v1/deals/{id}/flow"}
 DEAL_STATUSES = "open,won,lost,deleted"
-STATE_KEY_INCREMENTAL = "stage_changes"
 STATE_KEY_BACKFILL = "backfill"
-INITIAL_DAYS = 30
 SKIPPED_PER_STATE = 500
 
 
@@ -404,16 +407,11 @@ class DealStageChangesStream(HistoryStream):
         self.finish_change_feed()
 
     def _incremental(self) -> t.Iterator[dict[str, t.Any]]:
-        start = self.config.get("start_date")
-        start_date = parse_time(str(start)) if start else None
-        plan = self.plan_type.from_state(self.stream_state, start_date)
-        if not self.stream_state.get(STATE_KEY_INCREMENTAL):
-            plan.gate = self._initial_gate(start_date)
-            # A backfill kept in this same state reads each deal once: moves after it started
-            # may have come after it read the deal, so they are this mode's to read.
-            backfill_start = BackfillProgress.from_state(self.stream_state).activity_since
-            if backfill_start and plan.gate is not None:
-                plan.gate = min(plan.gate, parse_time(backfill_start))
+        def newest(query: dict[str, t.Any]) -> DealHead | None:
+            first = next(self._deals_of(DEALS_PATH, query, None), None)
+            return None if first is None else first[2]
+
+        plan = self.start_plan(self.plan_type, newest)
         for held in list(plan.held_back.values()):
             deal = DealHead.from_record(held)
             outcome, records = self._deal_records(deal)
@@ -463,18 +461,6 @@ class DealStageChangesStream(HistoryStream):
             self.history_calls,
             plan.gate,
         )
-
-    def _initial_gate(self, start_date: dt.datetime | None) -> dt.datetime | None:
-        """A first incremental run reads recent stage activity only (one list request)."""
-        days = self.config.get("stage_history_initial_days", INITIAL_DAYS)
-        if days is None:
-            return start_date
-        query = {"sort_by": "update_time", "sort_direction": "desc", "limit": 1}
-        newest = next(self._deals_of(DEALS_PATH, query, None), None)
-        if newest is None:
-            return start_date
-        gate = newest[2].update_time - dt.timedelta(days=int(days))
-        return max(gate, start_date) if start_date else gate
 
     def _backfill(self) -> t.Iterator[dict[str, t.Any]]:
         progress = BackfillProgress.from_state(self.stream_state)
