@@ -107,7 +107,9 @@ def tap_figures(bins: dict[str, Path], deals: int, repeat: int) -> dict[str, dic
     return figures
 
 
-def target_figures(bins: dict[str, Path], rows: int, repeat: int) -> dict[str, dict[str, float]]:
+def target_figures(
+    bins: dict[str, Path], rows: int, repeat: int, phases: tuple[str, ...] = ("initial", "upsert")
+) -> dict[str, dict[str, float]]:
     OUT.mkdir(exist_ok=True)
     data = OUT / f"deals_{rows}.singer"
     if not data.exists():
@@ -129,7 +131,9 @@ def target_figures(bins: dict[str, Path], rows: int, repeat: int) -> dict[str, d
                 )
             argv = [str(bin_dir / "target-pipeboard-postgres"), "--config", str(config)]
             sink = OUT / f"state_{schema}.jsonl"
-            for phase, source in (("initial", data), ("upsert", data), ("idle", empty)):
+            for phase, source in ((p, data) for p in phases):
+                samples.setdefault((label, phase), []).append(instructions(argv, source, sink))
+            for phase, source in (("idle", empty),):
                 samples.setdefault((label, phase), []).append(instructions(argv, source, sink))
             with psycopg.connect(DEFAULT_URL, autocommit=True) as conn:
                 conn.execute(
@@ -138,7 +142,7 @@ def target_figures(bins: dict[str, Path], rows: int, repeat: int) -> dict[str, d
     for label in bins:
         idle = min(samples[(label, "idle")])
         figures[label] = {"idle": idle, "rows": rows}
-        for phase in ("initial", "upsert"):
+        for phase in phases:
             count = min(samples[(label, phase)])
             figures[label][phase] = count
             figures[label][f"{phase}_per_row"] = (count - idle) / rows
@@ -152,8 +156,13 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=1, help="runs per case (minimum kept)")
     parser.add_argument("--only", choices=("tap", "target"))
+    parser.add_argument("--side", choices=("baseline", "this checkout"), help="one side only")
+    parser.add_argument("--no-upsert", action="store_true", help="target: initial load only")
     args = parser.parse_args()
     bins = {"baseline": args.baseline_bin, "this checkout": BIN}
+    if args.side:
+        bins = {args.side: bins[args.side]}
+    phases = ("initial",) if args.no_upsert else ("initial", "upsert")
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     load = os.getloadavg()
     lines = [f"started {started}, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}", ""]
@@ -171,21 +180,24 @@ def main() -> int:
         base, new = tap["baseline"]["per_record"], tap["this checkout"]["per_record"]
         lines += ["", f"tap per record: {new / base - 1:+.2%} against the baseline", ""]
     if args.only in (None, "target"):
-        target = target_figures(bins, args.rows, args.repeat)
+        target = target_figures(bins, args.rows, args.repeat, phases)
         lines += [
             "| target | rows | initial load | upsert pass | start-up (empty input) | "
             "per row, initial | per row, upsert |",
             "|---|---:|---:|---:|---:|---:|---:|",
         ]
         for label, f in target.items():
+            upsert = f"{f['upsert']:,.0f}" if "upsert" in f else "-"
+            upsert_row = f"{f['upsert_per_row']:,.0f}" if "upsert" in f else "-"
             lines.append(
-                f"| {label} | {f['rows']:,.0f} | {f['initial']:,.0f} | {f['upsert']:,.0f} | "
-                f"{f['idle']:,.0f} | {f['initial_per_row']:,.0f} | {f['upsert_per_row']:,.0f} |"
+                f"| {label} | {f['rows']:,.0f} | {f['initial']:,.0f} | {upsert} | "
+                f"{f['idle']:,.0f} | {f['initial_per_row']:,.0f} | {upsert_row} |"
             )
-        base_t, new_t = target["baseline"], target["this checkout"]
-        for phase in ("initial", "upsert"):
-            change = new_t[f"{phase}_per_row"] / base_t[f"{phase}_per_row"] - 1
-            lines.append(f"\ntarget per row, {phase}: {change:+.2%} against the baseline")
+        if len(target) == 2:
+            base_t, new_t = target["baseline"], target["this checkout"]
+            for phase in phases:
+                change = new_t[f"{phase}_per_row"] / base_t[f"{phase}_per_row"] - 1
+                lines.append(f"\ntarget per row, {phase}: {change:+.2%} against the baseline")
     load = os.getloadavg()
     lines += ["", f"ended {time.strftime('%H:%M UTC', time.gmtime())}, load {load[0]:.1f}"]
     print("\n".join(lines))
