@@ -108,7 +108,11 @@ def tap_figures(bins: dict[str, Path], deals: int, repeat: int) -> dict[str, dic
 
 
 def target_figures(
-    bins: dict[str, Path], rows: int, repeat: int, phases: tuple[str, ...] = ("initial", "upsert")
+    bins: dict[str, Path],
+    rows: int,
+    repeat: int,
+    phases: tuple[str, ...] = ("initial", "upsert"),
+    extra: dict[str, object] | None = None,
 ) -> dict[str, dict[str, float]]:
     OUT.mkdir(exist_ok=True)
     data = OUT / f"deals_{rows}.singer"
@@ -123,7 +127,9 @@ def target_figures(
             schema = f"bench_cg_{re.sub(r'[^a-z0-9]', '_', label.lower())}_{os.getpid()}"
             config = OUT / f"config_{schema}.json"
             config.write_text(
-                json.dumps({"database_url": DEFAULT_URL, "default_target_schema": schema})
+                json.dumps(
+                    {"database_url": DEFAULT_URL, "default_target_schema": schema, **(extra or {})}
+                )
             )
             with psycopg.connect(DEFAULT_URL, autocommit=True) as conn:
                 conn.execute(
@@ -158,6 +164,9 @@ def main() -> int:
     parser.add_argument("--only", choices=("tap", "target"))
     parser.add_argument("--side", choices=("baseline", "this checkout"), help="one side only")
     parser.add_argument("--no-upsert", action="store_true", help="target: initial load only")
+    parser.add_argument(
+        "--target-config", type=json.loads, default={}, help="target: settings to add (JSON)"
+    )
     args = parser.parse_args()
     bins = {"baseline": args.baseline_bin, "this checkout": BIN}
     if args.side:
@@ -180,7 +189,7 @@ def main() -> int:
         base, new = tap["baseline"]["per_record"], tap["this checkout"]["per_record"]
         lines += ["", f"tap per record: {new / base - 1:+.2%} against the baseline", ""]
     if args.only in (None, "target"):
-        target = target_figures(bins, args.rows, args.repeat, phases)
+        target = target_figures(bins, args.rows, args.repeat, phases, args.target_config)
         lines += [
             "| target | rows | initial load | upsert pass | start-up (empty input) | "
             "per row, initial | per row, upsert |",
