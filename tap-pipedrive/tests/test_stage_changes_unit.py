@@ -13,13 +13,13 @@ from tap_pipedrive.backfill import (
     StageHistoryError,
     parse_time,
 )
+from tap_pipedrive.streams.history_base import page_items
 from tap_pipedrive.streams.stage_changes import (
     StageMove,
     history_is_consistent,
     in_time_order,
     moves_from_changelog,
     moves_from_flow,
-    page_items,
     records_for_deal,
 )
 

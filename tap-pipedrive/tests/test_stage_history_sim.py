@@ -631,3 +631,23 @@ def test_target_columns_and_history_equal_truth_across_runs(sim, postgres_url, p
             (new_stage,),
         ).fetchone()
         assert funnel == (3,)  # the deal moved there and then deleted is left out
+
+
+def test_a_checkpoint_writes_the_state_every_time(sim):
+    """``write_checkpoint`` writes a STATE through the tap's state writer at every call, also
+    when the state manager was flushed since the last one, and leaves it flushed."""
+    tap = TapPipedrive(
+        config={"api_url": sim.base_url, "api_token": sim.api_token}, parse_env_config=False
+    )
+    stream = tap.streams["deal_stage_changes"]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        stream.stream_state["probe"] = 1
+        stream.write_checkpoint()
+        stream.stream_state["probe"] = 2
+        stream.write_checkpoint()
+        tap.message_writer.write_records()
+    states = [json.loads(line) for line in out.getvalue().splitlines()]
+    probes = [s["value"]["bookmarks"]["deal_stage_changes"]["probe"] for s in states]
+    assert probes == [1, 2]
+    assert stream.state_manager.is_flushed

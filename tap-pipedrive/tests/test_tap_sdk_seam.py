@@ -326,25 +326,6 @@ def test_sync_all_is_final_and_our_wrapper_runs(
     assert ".sync_all()" in source, "Tap.invoke no longer runs sync_all: adapt SeamTap"
 
 
-def test_write_state_now_writes_only_unflushed_state(pipedrive_simulator: t.Any) -> None:
-    """``Stream._write_state_message`` writes a STATE only when the state manager is not
-    flushed; ``write_state_now`` marks it unflushed first, so every checkpoint is written."""
-    config = {"api_url": pipedrive_simulator.base_url, "api_token": pipedrive_simulator.api_token}
-    tap = TapPipedrive(config=config, parse_env_config=False)
-    stream = tap.streams["deal_stage_changes"]
-    out = io.StringIO()
-    with redirect_stdout(out):
-        stream.stream_state["probe"] = 1
-        sdk_seam.write_state_now(stream)
-        stream.stream_state["probe"] = 2
-        sdk_seam.write_state_now(stream)
-        tap.message_writer.write_records()  # type: ignore[attr-defined]
-    states = [json.loads(line) for line in out.getvalue().splitlines()]
-    probes = [s["value"]["bookmarks"]["deal_stage_changes"]["probe"] for s in states]
-    assert probes == [1, 2]
-    assert stream.state_manager.is_flushed
-
-
 def test_stream_version_and_activate_version(pipedrive_simulator: t.Any) -> None:
     """A reconciliation run's ACTIVATE_VERSION carries ``Stream._stream_version``, written by
     ``Stream._write_activate_version_message``."""

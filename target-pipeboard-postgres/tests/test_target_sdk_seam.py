@@ -179,3 +179,17 @@ def test_a_termination_signal_reaches_the_hook_then_drains_and_exits(target_conf
 def test_a_sink_is_still_built_by_the_sdk_from_the_default_sink_class():
     assert issubclass(TargetPipeboardPostgres.default_sink_class, sdk_seam.SinkSeam)
     assert issubclass(sdk_seam.SinkSeam, Sink)
+
+
+def test_the_target_hooks_are_abstract_and_the_target_implements_them() -> None:
+    """A target class that leaves out one of the seam's hooks cannot be instantiated."""
+    from target_pipeboard_postgres.target import TargetPipeboardPostgres
+
+    assert sdk_seam.TargetSeam.__abstractmethods__ == {
+        "make_connector",
+        "handle_record",
+        "handle_schema",
+        "handle_state",
+        "handle_activate_version",
+    }
+    assert not TargetPipeboardPostgres.__abstractmethods__

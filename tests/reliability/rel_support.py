@@ -9,10 +9,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -188,6 +190,45 @@ class StreamedProcess:
         return PluginRun(
             self.proc.returncode, b"".join(self.stdout_lines), b"".join(self.stderr_chunks)
         )
+
+
+def kill_target_mid_load(
+    config_file: Path,
+    lines: Iterable[bytes],
+    committed_past: Callable[[Mapping[str, Any]], bool],
+    extra_wait: float,
+) -> tuple[bool, PluginRun]:
+    """Feed ``lines`` to the target with its stdin left open (the load cannot end), wait until
+    a STATE it emitted is ``committed_past`` the wanted point, wait ``extra_wait`` seconds more
+    and SIGKILL it. Returns whether it was still running at the kill, and the run."""
+    run = StreamedProcess.start([*plugin_command(TARGET), "--config", str(config_file)])
+    stdin = run.proc.stdin
+    assert stdin is not None
+    payload = b"".join(lines)
+
+    def feed() -> None:
+        with contextlib.suppress(BrokenPipeError, ValueError):
+            stdin.write(payload)
+            stdin.flush()
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+
+    def reached() -> bool:
+        states = [json.loads(raw) for raw in list(run.stdout_lines) if raw.strip()]
+        return any(committed_past(state) for state in states)
+
+    deadline = time.monotonic() + 60
+    while not reached():
+        assert run.proc.poll() is None, b"".join(run.stderr_chunks).decode()[-3000:]
+        assert time.monotonic() < deadline, "the target committed nothing in 60 s"
+        time.sleep(0.001)
+    time.sleep(extra_wait)
+    alive = run.proc.poll() is None
+    os.kill(run.proc.pid, signal.SIGKILL)
+    result = run.finish()
+    writer.join(timeout=10)
+    return alive, result
 
 
 # --- reading Postgres -----------------------------------------------------------------------

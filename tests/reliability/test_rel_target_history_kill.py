@@ -17,13 +17,7 @@ seeded moment and kills it with SIGKILL while later batches are read or committe
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
 import random
-import signal
-import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -33,11 +27,9 @@ from typing import Any
 import psycopg
 import pytest
 from rel_support import (
-    TARGET,
-    StreamedProcess,
     bookmark_state,
+    kill_target_mid_load,
     line,
-    plugin_command,
     record_msg,
     run_target,
     write_config,
@@ -135,32 +127,9 @@ def kill_mid_load(
     waited_for = rng.randint(1, len(records()) - 4 * BATCH_ROWS)
     extra_wait = rng.uniform(0.0, 0.012)
     cfg = write_config(directory, "target-config.json", config)
-    run = StreamedProcess.start([*plugin_command(TARGET), "--config", str(cfg)])
-    stdin = run.proc.stdin
-    assert stdin is not None
-
-    def feed() -> None:
-        with contextlib.suppress(BrokenPipeError, ValueError):
-            stdin.write(b"".join(singer_lines()))
-            stdin.flush()
-
-    writer = threading.Thread(target=feed, daemon=True)
-    writer.start()
-
-    def committed_past() -> bool:
-        states = [json.loads(raw) for raw in list(run.stdout_lines) if raw.strip()]
-        return any(state_position(s) >= waited_for for s in states)
-
-    deadline = time.monotonic() + 60
-    while not committed_past():
-        assert run.proc.poll() is None, b"".join(run.stderr_chunks).decode()[-3000:]
-        assert time.monotonic() < deadline, "the target committed nothing in 60 s"
-        time.sleep(0.001)
-    time.sleep(extra_wait)
-    alive = run.proc.poll() is None
-    os.kill(run.proc.pid, signal.SIGKILL)
-    result = run.finish()
-    writer.join(timeout=10)
+    alive, result = kill_target_mid_load(
+        cfg, singer_lines(), lambda state: state_position(state) >= waited_for, extra_wait
+    )
     return alive, [state_position(s) for s in result.states]
 
 

@@ -20,13 +20,7 @@ the records committed before the kill are more than none and fewer than the inpu
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
 import random
-import signal
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +38,7 @@ from rel_load_input import (
     singer_lines,
     state_position,
 )
-from rel_support import TARGET, StreamedProcess, plugin_command, run_target, write_config
+from rel_support import kill_target_mid_load, run_target, write_config
 
 BATCH_ROWS = 100
 KILL_POINTS = 21
@@ -69,33 +63,10 @@ def kill_mid_load(
     waited_for = rng.randint(1, LAST_WAITED_RECORD)
     extra_wait = rng.uniform(0.0, EXTRA_WAIT)
     cfg = write_config(directory, "target-config.json", config)
-    run = StreamedProcess.start([*plugin_command(TARGET), "--config", str(cfg)])
-    stdin = run.proc.stdin
-    assert stdin is not None
-
-    def feed() -> None:
-        # Everything, but stdin stays open: the load cannot end before the kill.
-        with contextlib.suppress(BrokenPipeError, ValueError):
-            stdin.write(b"".join(singer_lines()))
-            stdin.flush()
-
-    writer = threading.Thread(target=feed, daemon=True)
-    writer.start()
-
-    def committed_past() -> bool:
-        states = [json.loads(raw) for raw in list(run.stdout_lines) if raw.strip()]
-        return any(state_position(s) >= waited_for for s in states)
-
-    deadline = time.monotonic() + 60
-    while not committed_past():
-        assert run.proc.poll() is None, b"".join(run.stderr_chunks).decode()[-3000:]
-        assert time.monotonic() < deadline, "the target committed nothing in 60 s"
-        time.sleep(0.001)
-    time.sleep(extra_wait)
-    alive = run.proc.poll() is None
-    os.kill(run.proc.pid, signal.SIGKILL)
-    result = run.finish()
-    writer.join(timeout=10)
+    # Everything, but stdin stays open: the load cannot end before the kill.
+    alive, result = kill_target_mid_load(
+        cfg, singer_lines(), lambda state: state_position(state) >= waited_for, extra_wait
+    )
     assert alive, "the target exited before the kill (its stdin was still open)"
     positions = [state_position(s) for s in result.states]
     assert positions == sorted(positions), f"state went backwards: {positions}"

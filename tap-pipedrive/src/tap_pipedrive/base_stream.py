@@ -16,6 +16,7 @@ import copy
 import datetime as dt
 import typing as t
 from functools import cached_property
+from typing import Self
 
 import requests
 from singer_sdk.helpers.conform import TypeConformanceLevel
@@ -105,6 +106,26 @@ class PipedriveStream(SeamStream):
         self._progress = Progress(float(self.config.get("progress_interval_seconds", 30)))
         self._extracted_at = dt.datetime.now(dt.UTC)
         self._warned_extra = False
+
+    @classmethod
+    def kind(cls, name: str, **attributes: t.Any) -> type[Self]:
+        """A stream class of this kind, as data: its stream ``name`` and the attributes it sets.
+
+        The class is named after the stream (``person_emails`` -> ``PersonEmailsStream``), so
+        logs and tracebacks read as if it were written out.
+        """
+        class_name = "".join(word.title() for word in name.split("_")) + "Stream"
+        namespace = {"name": name, "__module__": cls.__module__, **attributes}
+        return t.cast("type[Self]", type(class_name, (cls,), namespace))
+
+    @classmethod
+    def plain_lists(cls, *rows: tuple[str, str, bool], **common: t.Any) -> dict[str, type[Self]]:
+        """Plain list streams as data, one row each: (stream, path, paginated); ``common``:
+        attributes they all set."""
+        return {
+            name: cls.kind(name, path=path, paginated=paginated, **common)
+            for name, path, paginated in rows
+        }
 
     # -- schema --------------------------------------------------------------------------------
 
@@ -380,6 +401,17 @@ class PipedriveStream(SeamStream):
         if self.is_last_partition(context):
             self.finish_full_read()
             self.finish_change_feed()
+
+    def write_checkpoint(self) -> None:
+        """Write the tap's state now, between records (e.g. after a deal's history was read).
+
+        The SDK writes STATE every ``STATE_MSG_FREQUENCY`` records and at the end of each
+        partition, through ``Tap.state_writer``; a checkpoint takes that same writer (so the
+        settling before each STATE runs too) and leaves the state flushed.
+        """
+        _ = self.stream_state  # the stream's entry exists before it is written
+        self.pipedrive_tap.state_writer.write_state(self.tap_state)
+        self.state_manager.is_flushed = True
 
     def finish_change_feed(self) -> None:
         """The stream is current as of this run: its change-feed checkpoint moves."""

@@ -17,7 +17,6 @@ again (another run, the backfill, a retry) never duplicates a change.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import typing as t
@@ -26,6 +25,8 @@ from dataclasses import dataclass
 
 from tap_pipedrive.custom_fields import COMPOSITE_PARTS, CustomField
 from tap_pipedrive.record_code import label_of, labels_of
+from tap_pipedrive.timestamps import TimestampError, parse_time
+from tap_pipedrive.timestamps import format_time as rfc3339
 
 # Keys the changelog may use where the v2 record (and so the table) names the field otherwise.
 KEY_ALIASES: dict[str, dict[str, str]] = {
@@ -38,23 +39,6 @@ _PART_SOURCES = {"start": ("start", "value"), "end": ("end", "until")}
 
 class ChangelogError(ValueError):
     """A changelog entry that cannot be read."""
-
-
-def parse_time(value: str) -> dt.datetime:
-    """``YYYY-MM-DD HH:MM:SS`` (v1, UTC) or RFC 3339."""
-    text = value.strip().replace("Z", "+00:00")
-    try:
-        parsed = dt.datetime.fromisoformat(text)
-    except ValueError:
-        msg = f"not a time: {value!r}"
-        raise ChangelogError(msg) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.UTC)
-    return parsed.astimezone(dt.UTC)
-
-
-def rfc3339(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def _json_or_text(text: str) -> t.Any:
@@ -89,7 +73,7 @@ def typed(text: str | None, schema: Mapping[str, t.Any]) -> t.Any:
         if fmt == "date-time":
             try:
                 return rfc3339(parse_time(text))
-            except ChangelogError:
+            except TimestampError:
                 return text
         if fmt == "date":
             return text[:10]
@@ -171,7 +155,11 @@ def change_records(
         if not when:
             msg = f"{typer.stream} {entity_id}: changelog entry of {key!r} has no time"
             raise ChangelogError(msg)
-        changed_at = parse_time(str(when))
+        try:
+            changed_at = parse_time(str(when))
+        except TimestampError as exc:
+            msg = f"{typer.stream} {entity_id}: changelog entry of {key!r}: {exc}"
+            raise ChangelogError(msg) from None
         old, new = item.get("old_value"), item.get("new_value")
         old_text = None if old is None else str(old)
         new_text = None if new is None else str(new)

@@ -61,6 +61,29 @@ def _path(response: requests.Response) -> str:
     return urlparse(response.url).path or "?"
 
 
+def next_cursor(body: dict[str, t.Any]) -> str | None:
+    """The v2 keyset cursor of the next page (``None``: the last page)."""
+    extra = body.get("additional_data") or {}
+    cursor = extra.get("next_cursor")
+    return str(cursor) if cursor else None
+
+
+def next_start(body: dict[str, t.Any]) -> int | None:
+    """The v1 offset of the next page (``None``: the last page).
+
+    The spec's schema puts the fields directly under ``additional_data``, its examples and real
+    responses nest them under ``pagination``: both are read.
+    """
+    extra = body.get("additional_data") or {}
+    page = extra.get("pagination") or extra
+    if not page.get("more_items_in_collection"):
+        return None
+    start = page.get("next_start")
+    if start is None:
+        return int(page.get("start", 0)) + int(page.get("limit", 0))
+    return int(start)
+
+
 class CursorPaginator(BaseAPIPaginator[str | None]):
     """API v2: ``additional_data.next_cursor`` names the next page; ``null`` ends the list.
 
@@ -72,9 +95,7 @@ class CursorPaginator(BaseAPIPaginator[str | None]):
 
     @override
     def get_next(self, response: requests.Response) -> str | None:
-        extra = response_body(response).get("additional_data") or {}
-        cursor = extra.get("next_cursor")
-        return str(cursor) if cursor else None
+        return next_cursor(response_body(response))
 
     @override
     def continue_if_empty(self, response: requests.Response) -> bool:
@@ -90,14 +111,26 @@ class OffsetPaginator(BaseAPIPaginator[int | None]):
 
     @override
     def get_next(self, response: requests.Response) -> int | None:
-        extra = response_body(response).get("additional_data") or {}
-        page = extra.get("pagination") or extra
-        if not page.get("more_items_in_collection"):
-            return None
-        next_start = page.get("next_start")
-        if next_start is None:
-            return int(page.get("start", 0)) + int(page.get("limit", 0))
-        return int(next_start)
+        return next_start(response_body(response))
+
+    @override
+    def continue_if_empty(self, response: requests.Response) -> bool:
+        return self.get_next(response) is not None
+
+
+class EnvelopePaginator(BaseAPIPaginator[str | int | None]):
+    """Either style, as each answer shows it: a ``next_cursor`` (v2 lists, v1 changelogs) or
+    offsets (other v1 lists). For a stream that reads endpoints of both kinds (the flow)."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+
+    @override
+    def get_next(self, response: requests.Response) -> str | int | None:
+        body = response_body(response)
+        if "next_cursor" in (body.get("additional_data") or {}):
+            return next_cursor(body)
+        return next_start(body)
 
     @override
     def continue_if_empty(self, response: requests.Response) -> bool:

@@ -65,18 +65,10 @@ def send_with_retries(
     ``request_decorator`` (retries, breaker) around the SDK's request call (authenticator,
     ``requests_session``, ``validate_response``).
 
-    For streams that walk pages themselves (the stage history reads a different endpoint per
-    deal and needs each page's token); ``RESTStream._request`` has no public name.
+    For the single requests outside a stream's list reading (``/v1/recents``, the webhook
+    feed's deal reads); ``RESTStream._request`` has no public name.
     """
     return stream.request_decorator(stream._request)(request, context)
-
-
-def write_state_now(stream: Stream) -> None:
-    """Write the stream's state now (a checkpoint between records, e.g. after a deal's
-    history). The SDK writes state only every ``STATE_MSG_FREQUENCY`` records and at the end of
-    a sync; ``Stream._write_state_message`` is the way it does so and has no public name."""
-    stream.state_manager.is_flushed = False
-    stream._write_state_message()
 
 
 def stream_version(stream: Stream) -> int | None:

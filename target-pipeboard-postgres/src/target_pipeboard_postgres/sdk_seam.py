@@ -16,6 +16,7 @@ Public SDK members the target uses as documented (``message_reader_class``,
 
 from __future__ import annotations
 
+import abc
 import functools
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -33,30 +34,31 @@ DELETED_AT = "_sdc_deleted_at"
 class TargetSeam(SQLTarget):
     """The SDK target with its private and final members routed to the target's hooks."""
 
-    # Hooks (implemented by the target)
+    # Hooks (implemented by the target). SQLTarget's metaclass is abc.ABCMeta, so a subclass
+    # that leaves one out cannot be instantiated.
 
     def normalize_config(self, config: dict[str, Any]) -> None:
         """Coerce the merged configuration in place, before the SDK validates it."""
 
+    @abc.abstractmethod
     def make_connector(self) -> PostgresConnector:
         """The connector all sinks share."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def handle_record(self, message: dict[str, Any]) -> None:
         """A RECORD message."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def handle_schema(self, message: dict[str, Any]) -> None:
         """A SCHEMA message."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def handle_state(self, message: dict[str, Any]) -> None:
         """A STATE message."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def handle_activate_version(self, message: dict[str, Any]) -> None:
         """An ACTIVATE_VERSION message."""
-        raise NotImplementedError
 
     def check_batch_age(self) -> None:
         """Between records on the SDK's record path: commit batches that waited too long."""

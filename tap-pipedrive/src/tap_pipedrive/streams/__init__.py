@@ -1,4 +1,5 @@
-"""The tap's streams. Adding a stream is one class and one entry in ``STREAM_TYPES``."""
+"""The tap's streams. Adding a stream is one class (or one row of a table of streams of one
+kind) and one entry in ``STREAM_TYPES``."""
 
 from __future__ import annotations
 
@@ -10,12 +11,9 @@ from tap_pipedrive.streams.activity import (
     NotesStream,
 )
 from tap_pipedrive.streams.admin import (
-    PermissionSetAssignmentsStream,
+    ADMIN_PER_PARENT_STREAMS,
     PermissionSetsStream,
-    RoleAssignmentsStream,
-    RoleSettingsStream,
     RolesStream,
-    UserPermissionsStream,
 )
 from tap_pipedrive.streams.catalog import CurrenciesStream, ProductsStream
 from tap_pipedrive.streams.changelogs import (
@@ -23,15 +21,7 @@ from tap_pipedrive.streams.changelogs import (
     OrganizationChangesStream,
     PersonChangesStream,
 )
-from tap_pipedrive.streams.children import (
-    ActivityAttendeesStream,
-    ActivityParticipantsStream,
-    FieldOptionsStream,
-    LeadLabelAssignmentsStream,
-    OrganizationAddressesStream,
-    PersonEmailsStream,
-    PersonPhonesStream,
-)
+from tap_pipedrive.streams.children import CHILD_ROWS_STREAMS, FieldOptionsStream
 from tap_pipedrive.streams.contacts import OrganizationsStream, PersonsStream
 from tap_pipedrive.streams.fields import (
     ActivityFieldsStream,
@@ -63,13 +53,9 @@ from tap_pipedrive.streams.leads_setup import (
 )
 from tap_pipedrive.streams.mail import MailMessagesStream, MailThreadsStream
 from tap_pipedrive.streams.projects import (
-    ProjectBoardsStream,
-    ProjectDealsStream,
+    PROJECT_LIST_STREAMS,
     ProjectFieldsStream,
-    ProjectPhasesStream,
     ProjectsStream,
-    ProjectTemplatesStream,
-    TasksStream,
 )
 from tap_pipedrive.streams.sales import DealProductsStream, DealsStream, LeadsStream
 from tap_pipedrive.streams.setup import PipelinesStream, StagesStream, UsersStream
@@ -114,26 +100,17 @@ STREAM_TYPES: list[type[PipedriveStream]] = [
     GoalsStream,
     GoalResultsStream,
     ProjectsStream,
-    ProjectBoardsStream,
-    ProjectPhasesStream,
-    ProjectTemplatesStream,
-    TasksStream,
+    *PROJECT_LIST_STREAMS.values(),
     DealInstallmentsStream,
     RolesStream,
-    RoleAssignmentsStream,
-    RoleSettingsStream,
+    ADMIN_PER_PARENT_STREAMS["role_assignments"],
+    ADMIN_PER_PARENT_STREAMS["role_settings"],
     PermissionSetsStream,
-    PermissionSetAssignmentsStream,
+    ADMIN_PER_PARENT_STREAMS["permission_set_assignments"],
     MailThreadsStream,
-    UserPermissionsStream,
+    ADMIN_PER_PARENT_STREAMS["user_permissions"],
     # Child tables of arrays the parents carry (no requests of their own).
-    PersonEmailsStream,
-    PersonPhonesStream,
-    OrganizationAddressesStream,
-    ActivityParticipantsStream,
-    ActivityAttendeesStream,
-    LeadLabelAssignmentsStream,
-    ProjectDealsStream,
+    *CHILD_ROWS_STREAMS.values(),
     FieldOptionsStream,
     # One request per record changed since the bookmark (opt-in).
     PersonFollowersStream,
@@ -158,10 +135,7 @@ OPT_IN_STREAM_TYPES: frozenset[type[PipedriveStream]] = frozenset(
         PersonChangesStream,
         OrganizationChangesStream,
         GoalResultsStream,
-        RoleAssignmentsStream,
-        RoleSettingsStream,
-        PermissionSetAssignmentsStream,
-        UserPermissionsStream,
+        *ADMIN_PER_PARENT_STREAMS.values(),
         PersonFollowersStream,
         OrganizationFollowersStream,
         ProductFollowersStream,

@@ -81,6 +81,24 @@ class PerParentStream(PipedriveStream):
     parent read again whose set is now empty is sent as one row marked deleted, so the target
     retires what it had."""
 
+    @classmethod
+    def table(cls, *rows: tuple[t.Any, ...]) -> dict[str, type[PerParentStream]]:
+        """Per-parent streams as data, one row each: (stream, parent stream, primary keys[,
+        paginated]). The path is the parent's, the parent's id and the stream name's last word
+        (``role_settings`` of roles: ``/api/v1/roles/{id}/settings``); a first key other than
+        ``id`` is the parent's id, added to each record."""
+        types: dict[str, type[PerParentStream]] = {}
+        for name, parent, keys, *paginated in rows:
+            types[name] = cls.kind(
+                name,
+                path=f"{parent.path}/{{id}}/{name.rsplit('_', 1)[-1]}",
+                parent_stream_type=parent,
+                primary_keys=keys,
+                parent_column=None if keys[0] == "id" else keys[0],
+                paginated=paginated[0] if paginated else True,
+            )
+        return types
+
     #: Column of the parent's id added to each record (when the API leaves it out).
     parent_column: t.ClassVar[str | None] = None
     #: Query parameter carrying the parent's id, for a path without ``{id}``.
@@ -153,6 +171,23 @@ class PerParentStream(PipedriveStream):
 
 class ChildRowsStream(PipedriveStream):
     """Rows of ``array`` of each parent record, keyed by the parent's key and position."""
+
+    @classmethod
+    def table(cls, *rows: tuple[t.Any, ...]) -> dict[str, type[ChildRowsStream]]:
+        """Child-row streams as data, one row each: (stream, parent stream, the parents' array,
+        the column of the parent's id[, the column of a scalar item]); each keyed by the
+        parent's id and the item's position."""
+        types: dict[str, type[ChildRowsStream]] = {}
+        for name, parent, array, column, *value in rows:
+            types[name] = cls.kind(
+                name,
+                parent_stream_type=parent,
+                primary_keys=(column, "position"),
+                array=array,
+                parent_column=column,
+                value_column=value[0] if value else None,
+            )
+        return types
 
     #: The parent records' property holding the children (an array, or one object).
     array: t.ClassVar[str]

@@ -24,7 +24,6 @@ import datetime as dt
 import typing as t
 from collections.abc import Mapping
 
-import requests
 from typing_extensions import override
 
 from tap_pipedrive.api import OPENAPI
@@ -33,20 +32,12 @@ from tap_pipedrive.backfill import (
     DealHead,
     IncrementalPlan,
     format_time,
-    parse_time,
 )
 from tap_pipedrive.changelog_records import ChangeTyper, change_records, schema
 from tap_pipedrive.client import PipedriveStream
-from tap_pipedrive.pagination import CursorPaginator, response_body
 from tap_pipedrive.resilience import GoneError
-from tap_pipedrive.sdk_seam import send_with_retries, write_state_now
-from tap_pipedrive.session import tag_of
-from tap_pipedrive.streams.stage_changes import (
-    INITIAL_DAYS,
-    SKIPPED_PER_STATE,
-    DealStageChangesStream,
-    page_items,
-)
+from tap_pipedrive.streams.history_base import STATE_KEY_INCREMENTAL, BudgetStop, HistoryStream
+from tap_pipedrive.streams.stage_changes import SKIPPED_PER_STATE, DealStageChangesStream
 from tap_pipedrive.webhooks.changes import ChangeFeed, change_feed
 from tap_pipedrive.webhooks.feed import (
     CHANGE_OBJECTS,
@@ -205,12 +196,9 @@ class DealChangesStream(_ChangeRecords, DealStageChangesStream):
         yield from super().get_records(context)
 
 
-class ContactChangesStream(_ChangeRecords, PipedriveStream):
+class ContactChangesStream(_ChangeRecords, HistoryStream):
     """One record per field change of a person or an organization."""
 
-    replication_key = "changed_at"
-    is_sorted = False
-    deleted_flags = ()
     list_path: t.ClassVar[str]
     changelog_path: t.ClassVar[str]
 
@@ -218,106 +206,25 @@ class ContactChangesStream(_ChangeRecords, PipedriveStream):
         super().__init__(tap)
         self.path = self.list_path
         self.mode = str(self.config.get("stage_history_mode") or "incremental")
-        self.per_record_calls = 0
         self._read_to_the_end = False
-
-    @property
-    @override
-    def replication_method(self) -> str:
-        return "INCREMENTAL"
-
-    @property
-    @override
-    def emit_activate_version_messages(self) -> bool:
-        return False
-
-    @override
-    def endpoint_for(self, context: Context | None) -> str:
-        return str((context or {}).get("endpoint") or self.list_path)
-
-    @override
-    def get_url(self, context: Context | None) -> str:
-        endpoint = self.endpoint_for(context)
-        ident = (context or {}).get("record_id")
-        if ident is not None:
-            endpoint = endpoint.replace("{id}", str(int(ident)))
-        return f"{self.url_base}{endpoint}"
-
-    @override
-    def validate_response(self, response: requests.Response) -> None:
-        # Per-record changelog answers are accepted as they come (``null`` data reads as no
-        # changes); the list pages must carry a list.
-        listing = tag_of(response.request).endpoint == self.list_path
-        self.api.check_response(response, validate=self.validate_body if listing else None)
-
-    def _pages(
-        self, context: dict[str, t.Any], params: dict[str, t.Any], cursor: str | None = None
-    ) -> t.Iterator[tuple[str | None, dict[str, t.Any]]]:
-        paginator = CursorPaginator(cursor)  # resume at a saved keyset position
-        while not paginator.finished:
-            query = dict(params)
-            if paginator.current_value is not None:
-                query["cursor"] = paginator.current_value
-            prepared = self.build_prepared_request(
-                method="GET", url=self.get_url(context), params=query, headers=self.http_headers
-            )
-            response = send_with_retries(self, prepared, context)
-            self._extracted_at = dt.datetime.now(dt.UTC)
-            yield paginator.current_value, response_body(response)
-            paginator.advance(response)
 
     def _records_of(
         self, query: dict[str, t.Any], cursor: str | None = None
     ) -> t.Iterator[tuple[str | None, DealHead]]:
         params = {"limit": PAGE, **query}
-        for token, body in self._pages({"endpoint": self.list_path}, params, cursor):
-            for row in page_items(body):
-                yield token, head(row)
+        for position, page in self.pages(self.list_path, params, start=cursor):
+            for row in page:
+                yield position, head(row)
 
     def _changes(self, ident: int) -> list[dict[str, t.Any]] | None:
         """The record's change records, oldest first; None when it is gone (404/410)."""
-        context = {"endpoint": self.changelog_path, "record_id": ident}
         items: list[dict[str, t.Any]] = []
         try:
-            for _, body in self._pages(context, {"limit": PAGE}):
-                self.per_record_calls += 1
-                items.extend(page_items(body))
+            for _, page in self.pages(self.changelog_path, {"limit": PAGE}, record_id=ident):
+                items.extend(page)
         except GoneError:
             return None
         return change_records(self.typer(), self.id_key, ident, items)
-
-    def _cost(self) -> int:
-        return self.api.cost_of("GET", self.changelog_path)
-
-    def _room_for(self, cost: int) -> bool:
-        budget = self.api.budget
-        cap = budget.run_cap
-        if cap is not None and budget.spent_this_run + cost > cap:
-            return False
-        return budget.remaining is None or budget.remaining >= cost
-
-    def _save_state(self, key: str, value: dict[str, t.Any]) -> None:
-        self.stream_state[key] = value
-        write_state_now(self)
-
-    def _stop_message(self, cost: int, where: str) -> str:
-        budget = self.api.budget
-        cap = budget.run_cap
-        if cap is not None and budget.spent_this_run + cost > cap:
-            reason = (
-                f"max_budget_share={self.config.get('max_budget_share', 1.0)} of the daily "
-                f"budget ({budget.daily_limit} tokens) lets this run spend {cap}; it has spent "
-                f"{budget.spent_this_run} and the next {self.entity} needs up to {cost}"
-            )
-        else:
-            reason = (
-                f"Pipedrive reports {budget.remaining} tokens left today and the next "
-                f"{self.entity} needs up to {cost}"
-            )
-        return (
-            f"{self.name}: stopping cleanly: {reason}. State saved; the next run continues "
-            f"where this one stopped ({where})."
-        )
 
     # -- records -----------------------------------------------------------------------------
 
@@ -374,24 +281,21 @@ class ContactChangesStream(_ChangeRecords, PipedriveStream):
         if fed.position:
             self.stream_state[POSITION_KEY] = fed.position
             reader.record_position(self.name, fed.position)
-            write_state_now(self)
+            self.write_checkpoint()
 
     def _incremental(self, webhook: ChangeFeed | None = None) -> t.Iterator[dict[str, t.Any]]:
-        start = self.config.get("start_date")
-        start_date = parse_time(str(start)) if start else None
-        plan = IncrementalPlan.from_state(self.stream_state, start_date)
-        if not self.stream_state.get("stage_changes"):
-            plan.gate = self._initial_gate(start_date)
-            backfill_start = BackfillProgress.from_state(self.stream_state).activity_since
-            if backfill_start and plan.gate is not None:
-                plan.gate = min(plan.gate, parse_time(backfill_start))
-        cost = self._cost()
-        list_cost = self.api.cost_of("GET", self.list_path)
+        def newest(query: dict[str, t.Any]) -> DealHead | None:
+            first = next(self._records_of(query), None)
+            return None if first is None else first[1]
+
+        plan = self.start_plan(IncrementalPlan, newest)
+        cost = self.cost_of(self.changelog_path)
+        list_cost = self.cost_of(self.list_path)
         for held in list(plan.held_back.values()):
             changes = self._changes(int(held["id"]))
             yield from changes or []
             plan.release(int(held["id"]))
-            self._save_state("stage_changes", plan.to_state())
+            self.save_state(STATE_KEY_INCREMENTAL, plan.to_state())
         since = plan.updated_since()
         query: dict[str, t.Any] = {"sort_by": "update_time", "sort_direction": "asc"}
         if since is not None:
@@ -406,9 +310,10 @@ class ContactChangesStream(_ChangeRecords, PipedriveStream):
                 wanted = False  # every change since the gate came with the webhook events
                 explained += 1
             if wanted:
-                if not self._room_for(cost + (list_cost if listed % PAGE == PAGE - 1 else 0)):
+                if not self.room_for(cost + (list_cost if listed % PAGE == PAGE - 1 else 0)):
                     self.logger.info(
-                        self._stop_message(
+                        self.stop_message(
+                            self.name,
                             cost,
                             f"{self.entity}s updated from {format_time(record.update_time)} on",
                         )
@@ -420,32 +325,21 @@ class ContactChangesStream(_ChangeRecords, PipedriveStream):
             plan.done(record)
             listed += 1
             if wanted or listed % SKIPPED_PER_STATE == 0:
-                self._save_state("stage_changes", plan.to_state())
+                self.save_state(STATE_KEY_INCREMENTAL, plan.to_state())
         if not stopped:
             plan.finish_pass()
         self._read_to_the_end = not stopped
-        self._save_state("stage_changes", plan.to_state())
+        self.save_state(STATE_KEY_INCREMENTAL, plan.to_state())
         self.logger.info(
             "%s: %d %ss read from their changelogs (%d requests), %d explained by webhook "
             "events, gate now %s",
             self.name,
             read,
             self.entity,
-            self.per_record_calls,
+            self.history_calls,
             explained,
             plan.gate,
         )
-
-    def _initial_gate(self, start_date: dt.datetime | None) -> dt.datetime | None:
-        days = self.config.get("stage_history_initial_days", INITIAL_DAYS)
-        if days is None:
-            return start_date
-        query = {"sort_by": "update_time", "sort_direction": "desc", "limit": 1}
-        newest = next(self._records_of(query), None)
-        if newest is None:
-            return start_date
-        gate = newest[1].update_time - dt.timedelta(days=int(days))
-        return max(gate, start_date) if start_date else gate
 
     def _backfill(self) -> t.Iterator[dict[str, t.Any]]:
         progress = ContactBackfill.from_state(self.stream_state)
@@ -457,12 +351,12 @@ class ContactChangesStream(_ChangeRecords, PipedriveStream):
         progress.start_run(dt.datetime.now(dt.UTC))
         budget = self.api.budget
         spent_before, tokens_before = budget.spent_this_run, progress.tokens
-        cost = self._cost()
-        list_cost = self.api.cost_of("GET", self.list_path)
+        cost = self.cost_of(self.changelog_path)
+        list_cost = self.cost_of(self.list_path)
 
         def save() -> None:
             progress.tokens = tokens_before + budget.spent_this_run - spent_before
-            self._save_state("backfill", progress.to_state())
+            self.save_state("backfill", progress.to_state())
 
         try:
             if progress.total is None and not progress.listed:
@@ -474,8 +368,8 @@ class ContactChangesStream(_ChangeRecords, PipedriveStream):
                 for token, record in self._records_of(query, cursor):
                     if record.id <= progress.after_id:
                         continue
-                    if not self._room_for(cost + list_cost):
-                        raise _Stop(cost + list_cost)
+                    if not self.room_for(cost + list_cost):
+                        raise BudgetStop(cost + list_cost)
                     before = budget.spent_this_run
                     changes = self._changes(record.id)
                     yield from changes or []
@@ -485,9 +379,9 @@ class ContactChangesStream(_ChangeRecords, PipedriveStream):
                     save()
                 progress.finish_listing(dt.datetime.now(dt.UTC))
             progress.finish(dt.datetime.now(dt.UTC))
-        except _Stop as stop:
+        except BudgetStop as stop:
             self.logger.info(
-                self._stop_message(stop.cost, f"after {self.entity} {progress.after_id}")
+                self.stop_message(self.name, stop.cost, f"after {self.entity} {progress.after_id}")
             )
         save()
         self.logger.info(progress.summary(budget.spent_this_run - spent_before, budget.run_cap))
@@ -505,12 +399,6 @@ class ContactChangesStream(_ChangeRecords, PipedriveStream):
 
 class ContactBackfill(BackfillProgress):
     """The backfill's progress, worded for persons or organizations."""
-
-
-class _Stop(Exception):  # control flow, never leaves the stream
-    def __init__(self, cost: int) -> None:
-        super().__init__(cost)
-        self.cost = cost
 
 
 def head(row: Mapping[str, t.Any]) -> DealHead:

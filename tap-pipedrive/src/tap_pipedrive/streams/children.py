@@ -13,6 +13,7 @@ from typing_extensions import override
 from tap_pipedrive.streams.activity import ActivitiesStream
 from tap_pipedrive.streams.bases import ChildRowsStream
 from tap_pipedrive.streams.contacts import OrganizationsStream, PersonsStream
+from tap_pipedrive.streams.projects import ProjectsStream
 from tap_pipedrive.streams.sales import LeadsStream
 
 if t.TYPE_CHECKING:
@@ -21,55 +22,17 @@ if t.TYPE_CHECKING:
     from tap_pipedrive.tap import TapPipedrive
 
 
-class PersonEmailsStream(ChildRowsStream):
-    name = "person_emails"
-    parent_stream_type = PersonsStream
-    primary_keys: t.ClassVar[tuple[str, ...]] = ("person_id", "position")
-    array = "emails"
-    parent_column = "person_id"
-
-
-class PersonPhonesStream(ChildRowsStream):
-    name = "person_phones"
-    parent_stream_type = PersonsStream
-    primary_keys: t.ClassVar[tuple[str, ...]] = ("person_id", "position")
-    array = "phones"
-    parent_column = "person_id"
-
-
-class OrganizationAddressesStream(ChildRowsStream):
-    """An organization's address (one row, position 0), where it has one."""
-
-    name = "organization_addresses"
-    parent_stream_type = OrganizationsStream
-    primary_keys: t.ClassVar[tuple[str, ...]] = ("organization_id", "position")
-    array = "address"
-    parent_column = "organization_id"
-
-
-class ActivityParticipantsStream(ChildRowsStream):
-    name = "activity_participants"
-    parent_stream_type = ActivitiesStream
-    primary_keys: t.ClassVar[tuple[str, ...]] = ("activity_id", "position")
-    array = "participants"
-    parent_column = "activity_id"
-
-
-class ActivityAttendeesStream(ChildRowsStream):
-    name = "activity_attendees"
-    parent_stream_type = ActivitiesStream
-    primary_keys: t.ClassVar[tuple[str, ...]] = ("activity_id", "position")
-    array = "attendees"
-    parent_column = "activity_id"
-
-
-class LeadLabelAssignmentsStream(ChildRowsStream):
-    name = "lead_label_assignments"
-    parent_stream_type = LeadsStream
-    primary_keys: t.ClassVar[tuple[str, ...]] = ("lead_id", "position")
-    array = "label_ids"
-    parent_column = "lead_id"
-    value_column = "label_id"
+#: The child tables: an organization's ``address`` is one object (one row, position 0).
+CHILD_ROWS_STREAMS = ChildRowsStream.table(
+    # stream, parent stream, the parents' array, column of the parent's id[, of a scalar item]
+    ("person_emails", PersonsStream, "emails", "person_id"),
+    ("person_phones", PersonsStream, "phones", "person_id"),
+    ("organization_addresses", OrganizationsStream, "address", "organization_id"),
+    ("activity_participants", ActivitiesStream, "participants", "activity_id"),
+    ("activity_attendees", ActivitiesStream, "attendees", "activity_id"),
+    ("lead_label_assignments", LeadsStream, "label_ids", "lead_id", "label_id"),
+    ("project_deals", ProjectsStream, "deal_ids", "project_id", "deal_id"),
+)
 
 
 class FieldOptionsStream(ChildRowsStream):

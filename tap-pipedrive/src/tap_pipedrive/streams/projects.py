@@ -1,13 +1,14 @@
-"""Projects (live and archived, with their custom fields as columns), their deals, boards,
-phases, templates, tasks and field definitions. The API filters none of these by update
-time, so they are read in full."""
+"""Projects (live and archived, with their custom fields as columns), boards, phases,
+templates, tasks and field definitions. The API filters none of these by update time, so they
+are read in full. (The deals of each project are a child table, see
+:mod:`tap_pipedrive.streams.children`.)"""
 
 from __future__ import annotations
 
 import typing as t
 
 from tap_pipedrive.client import PipedriveStream
-from tap_pipedrive.streams.bases import ChildRowsParent, ChildRowsStream, PartitionedStream
+from tap_pipedrive.streams.bases import ChildRowsParent, PartitionedStream
 from tap_pipedrive.streams.fields import FieldsStream
 
 
@@ -34,42 +35,13 @@ class ProjectsStream(ChildRowsParent, PartitionedStream):
     }
 
 
-class ProjectDealsStream(ChildRowsStream):
-    """The deals of each project read (one row per link)."""
-
-    name = "project_deals"
-    parent_stream_type = ProjectsStream
-    primary_keys: t.ClassVar[tuple[str, ...]] = ("project_id", "position")
-    array = "deal_ids"
-    parent_column = "project_id"
-    value_column = "deal_id"
-
-
-class ProjectBoardsStream(PipedriveStream):
-    name = "project_boards"
-    refreshed_on_interval = True
-    path = "/api/v2/boards"
-    paginated = False
-    deleted_flags = ()
-
-
-class ProjectPhasesStream(PipedriveStream):
-    name = "project_phases"
-    refreshed_on_interval = True
-    path = "/api/v2/phases"
-    paginated = False
-    deleted_flags = ()
-
-
-class ProjectTemplatesStream(PipedriveStream):
-    name = "project_templates"
-    refreshed_on_interval = True
-    path = "/api/v2/projectTemplates"
-    deleted_flags = ()
-
-
-class TasksStream(PipedriveStream):
-    name = "tasks"
-    refreshed_on_interval = True
-    path = "/api/v2/tasks"
-    deleted_flags = ()
+#: Boards and phases come in one response; none of these lists marks deleted records.
+PROJECT_LIST_STREAMS = PipedriveStream.plain_lists(
+    # stream, path, paginated
+    ("project_boards", "/api/v2/boards", False),
+    ("project_phases", "/api/v2/phases", False),
+    ("project_templates", "/api/v2/projectTemplates", True),
+    ("tasks", "/api/v2/tasks", True),
+    deleted_flags=(),
+    refreshed_on_interval=True,
+)

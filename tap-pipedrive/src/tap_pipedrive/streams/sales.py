@@ -83,11 +83,9 @@ class DealsStream(ChildRowsParent, IncrementalStream):
                 child.finish_full_read()
 
 
-class DealProductsStream(PipedriveStream):
-    """Product line items of the deals read in this run, 100 deals per request."""
+class DealBatchStream(PipedriveStream):
+    """Rows of the deals read in this run, 100 deals per request (``deal_ids``)."""
 
-    name = "deal_products"
-    path = "/api/v2/deals/products"
     parent_stream_type = DealsStream
     state_partitioning_keys: t.ClassVar[list[str]] = []
     deleted_flags = ()
@@ -105,6 +103,13 @@ class DealProductsStream(PipedriveStream):
         # Each batch of deals is a separate child sync; only a reconciliation run may retire
         # rows, and then every batch carries the same table version.
         return self.reconciling
+
+
+class DealProductsStream(DealBatchStream):
+    """Product line items of the deals read in this run, 100 deals per request."""
+
+    name = "deal_products"
+    path = "/api/v2/deals/products"
 
 
 class LeadsStream(ChildRowsParent, IncrementalStream):

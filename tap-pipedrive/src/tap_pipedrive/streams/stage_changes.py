@@ -45,18 +45,13 @@ import typing as t
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-import requests
 from singer_sdk import typing as th
 from singer_sdk.exceptions import FatalAPIError
 from typing_extensions import override
 
 from tap_pipedrive.api import OPENAPI
 from tap_pipedrive.backfill import MAX_BACKFILL_RETRIES, BackfillProgress
-from tap_pipedrive.client import PipedriveStream
-from tap_pipedrive.pagination import CursorPaginator, OffsetPaginator, response_body
 from tap_pipedrive.resilience import GoneError
-from tap_pipedrive.sdk_seam import send_with_retries, write_state_now
-from tap_pipedrive.session import tag_of
 from tap_pipedrive.stage_plan import (
     MAX_HELD_BACK,
     MODES,
@@ -66,12 +61,17 @@ from tap_pipedrive.stage_plan import (
     int_or_none,
 )
 from tap_pipedrive.stage_plan import stage_time as parse_time
+from tap_pipedrive.streams.history_base import (
+    INITIAL_DAYS,
+    STATE_KEY_INCREMENTAL,
+    BudgetStop,
+    HistoryStream,
+)
 from tap_pipedrive.timestamps import format_time
 from tap_pipedrive.webhooks.feed import StageFeed, poll_due, stage_feed
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
-    from singer_sdk.pagination import BaseAPIPaginator
 
     from tap_pipedrive.tap import TapPipedrive
 
@@ -101,17 +101,6 @@ class StageMove:
     to_stage_id: int
     user_id: int | None
     source_event_id: int | None = None
-
-
-def page_items(body: Mapping[str, t.Any]) -> list[dict[str, t.Any]]:
-    """A page's ``data`` list; ``null`` data (the flow's quirk) is an empty page."""
-    data = body.get("data")
-    if data is None:
-        return []
-    if not isinstance(data, list):
-        msg = f"'data' is a {type(data).__name__}, expected a list"
-        raise StageHistoryError(msg)
-    return data
 
 
 def moves_from_changelog(items: Iterable[Mapping[str, t.Any]]) -> list[StageMove]:
@@ -240,9 +229,7 @@ ARCHIVED_PATH = "/api/v2/deals/archived"
 STAGES_PATH = "/api/v2/stages"
 PER_DEAL_PATHS = {"changelog": "/api/v1/deals/{id}/changelog", "flow": "/api/v1/deals/{id}/flow"}
 DEAL_STATUSES = "open,won,lost,deleted"
-STATE_KEY_INCREMENTAL = "stage_changes"
 STATE_KEY_BACKFILL = "backfill"
-INITIAL_DAYS = 30
 SKIPPED_PER_STATE = 500
 
 
@@ -276,27 +263,17 @@ def config_properties() -> list[th.Property[t.Any]]:
     ]
 
 
-class _Stop(Exception):  # control flow, never leaves the stream
-    """The backfill reached the run's share of the daily budget."""
-
-    def __init__(self, cost: int) -> None:
-        super().__init__(cost)
-        self.cost = cost  # what the next deal would have needed
-
-
 # Not an OpenAPI list: the base stream finds this stream's schema where it finds the others'.
 OPENAPI.streams.setdefault(STREAM_NAME, {"version": "v2", "schema": SCHEMA})
 
 
-class DealStageChangesStream(PipedriveStream):
+class DealStageChangesStream(HistoryStream):
     """One record per stage change of a deal; the deal's creation enters its first stage."""
 
     name = STREAM_NAME
     path = DEALS_PATH
     primary_keys: t.ClassVar[tuple[str, ...]] = ("id",)
-    replication_key = "changed_at"
-    is_sorted = False
-    deleted_flags = ()
+    entity = "deal"
     #: Which deals the incremental mode reads (deal_changes reads every updated deal).
     plan_type: t.ClassVar[type[IncrementalPlan]] = IncrementalPlan
 
@@ -311,74 +288,12 @@ class DealStageChangesStream(PipedriveStream):
             msg = f"stage_history_source must be one of {SOURCES}, got {self.source!r}"
             raise StageHistoryError(msg)
         self._stage_pipelines: dict[int, int] | None = None
-        self.per_deal_calls = 0
         # Incremental reading starts from changed deals: none changed, nothing to read.
         self.recents_item = "deal" if self.mode == "incremental" else None
 
-    # A stage change never disappears: no reconciliation, never ACTIVATE_VERSION.
-    @property
-    @override
-    def replication_method(self) -> str:
-        return "INCREMENTAL"
-
-    @property
-    @override
-    def emit_activate_version_messages(self) -> bool:
-        return False
-
-    @override
-    def validate_response(self, response: requests.Response) -> None:
-        # A per-deal answer with ``null`` data is not retried: the real flow endpoint sends it
-        # for some deals every time. It reads as "no moves", and a deal whose record says it
-        # moved is then held back for the next run (see history_is_consistent).
-        listing = tag_of(response.request).endpoint in (DEALS_PATH, ARCHIVED_PATH, STAGES_PATH)
-        self.api.check_response(response, validate=self.validate_body if listing else None)
-
-    @override
-    def endpoint_for(self, context: Context | None) -> str:
-        return str((context or {}).get("endpoint") or DEALS_PATH)
-
-    @override
-    def get_url(self, context: Context | None) -> str:
-        endpoint = self.endpoint_for(context)
-        deal_id = (context or {}).get("deal_id")
-        if deal_id is not None:
-            endpoint = endpoint.replace("{id}", str(int(deal_id)))
-        return f"{self.url_base}{endpoint}"
-
-    # -- requests ----------------------------------------------------------------------------
-
-    def _pages(
-        self,
-        context: dict[str, t.Any],
-        params: dict[str, t.Any],
-        paginator: BaseAPIPaginator[t.Any],
-    ) -> t.Iterator[tuple[t.Any, dict[str, t.Any]]]:
-        """(token of the page, parsed body) for each page, through the tap's request path."""
-        token_param = "start" if isinstance(paginator, OffsetPaginator) else "cursor"
-        while not paginator.finished:
-            query = dict(params)
-            if paginator.current_value is not None:
-                query[token_param] = paginator.current_value
-            prepared = self.build_prepared_request(
-                method="GET", url=self.get_url(context), params=query, headers=self.http_headers
-            )
-            response = send_with_retries(self, prepared, context)
-            self._extracted_at = dt.datetime.now(dt.UTC)
-            yield paginator.current_value, response_body(response)
-            paginator.advance(response)
-
-    def _cost(self, endpoint: str) -> int:
-        return self.api.cost_of("GET", endpoint)
-
     def _stage_pipeline_map(self) -> dict[int, int]:
         if self._stage_pipelines is None:
-            context = {"endpoint": STAGES_PATH}
-            rows = (
-                row
-                for _, body in self._pages(context, {"limit": 500}, CursorPaginator())
-                for row in page_items(body)
-            )
+            rows = (row for _, page in self.pages(STAGES_PATH, {"limit": 500}) for row in page)
             self._stage_pipelines = {
                 int(row["id"]): int(row["pipeline_id"]) for row in rows if row.get("pipeline_id")
             }
@@ -387,19 +302,15 @@ class DealStageChangesStream(PipedriveStream):
     def _moves(self, deal_id: int) -> list[StageMove] | None:
         """The deal's stage moves, oldest first; None when the deal is gone (404/410)."""
         endpoint = PER_DEAL_PATHS[self.source]
-        context = {"endpoint": endpoint, "deal_id": deal_id}
         if self.source == "flow":
             params: dict[str, t.Any] = {"limit": 500, "items": "dealChange"}
-            paginator: BaseAPIPaginator[t.Any] = OffsetPaginator()
             parse = moves_from_flow
         else:
-            params, paginator, parse = {"limit": 500}, CursorPaginator(), moves_from_changelog
+            params, parse = {"limit": 500}, moves_from_changelog
         moves: list[StageMove] = []
         items: list[dict[str, t.Any]] = []
         try:
-            for _, body in self._pages(context, params, paginator):
-                self.per_deal_calls += 1
-                page = page_items(body)
+            for _, page in self.pages(endpoint, params, record_id=deal_id):
                 items.extend(page)
                 moves.extend(parse(page))
         except GoneError:
@@ -460,11 +371,10 @@ class DealStageChangesStream(PipedriveStream):
     def _deal_pages(
         self, path: str, params: dict[str, t.Any], cursor: str | None
     ) -> t.Iterator[tuple[str, str | None, DealHead]]:
-        paginator = CursorPaginator(cursor)  # resume at a saved keyset position
         query = {"limit": 500, "status": DEAL_STATUSES, **params}
-        for token, body in self._pages({"endpoint": path}, query, paginator):
-            for row in page_items(body):
-                yield path, token, DealHead.from_record(row)
+        for position, page in self.pages(path, query, start=cursor):  # resume at a saved cursor
+            for row in page:
+                yield path, position, DealHead.from_record(row)
 
     def _deals(
         self, sort_by: str, params: dict[str, t.Any], cursors: Mapping[str, str | None]
@@ -497,10 +407,6 @@ class DealStageChangesStream(PipedriveStream):
             return "held_back", []
         return "done", records_for_deal(deal, moves, self._stage_pipeline_map(), self.source)
 
-    def _save_state(self, key: str, value: dict[str, t.Any]) -> None:
-        self.stream_state[key] = value
-        write_state_now(self)
-
     # -- records -----------------------------------------------------------------------------
 
     @override
@@ -522,29 +428,24 @@ class DealStageChangesStream(PipedriveStream):
         self.finish_change_feed()
 
     def _incremental(self) -> t.Iterator[dict[str, t.Any]]:
-        start = self.config.get("start_date")
-        start_date = parse_time(str(start)) if start else None
-        plan = self.plan_type.from_state(self.stream_state, start_date)
-        if not self.stream_state.get(STATE_KEY_INCREMENTAL):
-            plan.gate = self._initial_gate(start_date)
-            # A backfill kept in this same state reads each deal once: moves after it started
-            # may have come after it read the deal, so they are this mode's to read.
-            backfill_start = BackfillProgress.from_state(self.stream_state).activity_since
-            if backfill_start and plan.gate is not None:
-                plan.gate = min(plan.gate, parse_time(backfill_start))
+        def newest(query: dict[str, t.Any]) -> DealHead | None:
+            first = next(self._deals_of(DEALS_PATH, query, None), None)
+            return None if first is None else first[2]
+
+        plan = self.start_plan(self.plan_type, newest)
         for held in list(plan.held_back.values()):
             deal = DealHead.from_record(held)
             outcome, records = self._deal_records(deal)
             yield from records
             if outcome != "held_back":
                 plan.release(deal.id)
-            self._save_state(STATE_KEY_INCREMENTAL, plan.to_state())
+            self.save_state(STATE_KEY_INCREMENTAL, plan.to_state())
         fed = stage_feed(self)  # webhook events: their moves cost no per-deal request
         if fed is not None:
             yield from self.feed_records(fed[0])
             if not poll_due(self):
                 fed[0].save(self.stream_state, fed[1], self.name)
-                self._save_state(STATE_KEY_INCREMENTAL, plan.to_state())
+                self.save_state(STATE_KEY_INCREMENTAL, plan.to_state())
                 return
         since = plan.updated_since()
         params: dict[str, t.Any] = {}
@@ -571,37 +472,18 @@ class DealStageChangesStream(PipedriveStream):
             # After every deal read (its records are out), and every so many deals skipped:
             # a resumed run re-lists at most that many deals, which costs no per-deal call.
             if read or listed % SKIPPED_PER_STATE == 0:
-                self._save_state(STATE_KEY_INCREMENTAL, plan.to_state())
+                self.save_state(STATE_KEY_INCREMENTAL, plan.to_state())
         plan.finish_pass()
         if fed is not None:
             fed[0].save(self.stream_state, fed[1], self.name)
-        self._save_state(STATE_KEY_INCREMENTAL, plan.to_state())
+        self.save_state(STATE_KEY_INCREMENTAL, plan.to_state())
         self.logger.info(
             "deal_stage_changes: %d deals read from the %s (%d requests), gate now %s",
             fetched,
             self.source,
-            self.per_deal_calls,
+            self.history_calls,
             plan.gate,
         )
-
-    def _initial_gate(self, start_date: dt.datetime | None) -> dt.datetime | None:
-        """A first incremental run reads recent stage activity only (one list request)."""
-        days = self.config.get("stage_history_initial_days", INITIAL_DAYS)
-        if days is None:
-            return start_date
-        query = {"sort_by": "update_time", "sort_direction": "desc", "limit": 1}
-        newest = next(self._deals_of(DEALS_PATH, query, None), None)
-        if newest is None:
-            return start_date
-        gate = newest[2].update_time - dt.timedelta(days=int(days))
-        return max(gate, start_date) if start_date else gate
-
-    def _room_for(self, cost: int) -> bool:
-        budget = self.api.budget
-        cap = budget.run_cap
-        if cap is not None and budget.spent_this_run + cost > cap:
-            return False
-        return budget.remaining is None or budget.remaining >= cost
 
     def _backfill(self) -> t.Iterator[dict[str, t.Any]]:
         progress = BackfillProgress.from_state(self.stream_state)
@@ -612,16 +494,16 @@ class DealStageChangesStream(PipedriveStream):
         progress.start_run(dt.datetime.now(dt.UTC))
         budget = self.api.budget
         spent_before, tokens_before = budget.spent_this_run, progress.tokens
-        per_deal_cost = self._cost(PER_DEAL_PATHS[self.source])
-        list_cost = max(self._cost(path) for path in self._deal_lists())
+        per_deal_cost = self.cost_of(PER_DEAL_PATHS[self.source])
+        list_cost = max(self.cost_of(path) for path in self._deal_lists())
 
         def save() -> None:
             progress.tokens = tokens_before + budget.spent_this_run - spent_before
-            self._save_state(STATE_KEY_BACKFILL, progress.to_state())
+            self.save_state(STATE_KEY_BACKFILL, progress.to_state())
 
         def next_deal_cost(list_page: int) -> int:
             """A deal's call, the stage dictionary on the first, and a list page if it ends."""
-            stages = self._cost(STAGES_PATH) if self._stage_pipelines is None else 0
+            stages = self.cost_of(STAGES_PATH) if self._stage_pipelines is None else 0
             return per_deal_cost + stages + list_page
 
         try:
@@ -631,8 +513,8 @@ class DealStageChangesStream(PipedriveStream):
             # Deals held back by an earlier run first: the backfill is not done without them.
             for held in list(progress.held_back):
                 cost = next_deal_cost(0)
-                if not self._room_for(cost):
-                    raise _Stop(cost)
+                if not self.room_for(cost):
+                    raise BudgetStop(cost)
                 deal = DealHead.from_record(held)
                 before = budget.spent_this_run
                 outcome, records = self._deal_records(deal)
@@ -651,8 +533,8 @@ class DealStageChangesStream(PipedriveStream):
                     if deal.id <= progress.after_id:
                         continue
                     cost = next_deal_cost(list_cost)
-                    if not self._room_for(cost):
-                        raise _Stop(cost)
+                    if not self.room_for(cost):
+                        raise BudgetStop(cost)
                     before = budget.spent_this_run
                     outcome, records = self._deal_records(deal)
                     yield from records
@@ -661,8 +543,12 @@ class DealStageChangesStream(PipedriveStream):
                     save()
                 progress.finish_listing(dt.datetime.now(dt.UTC))
             progress.finish(dt.datetime.now(dt.UTC))
-        except _Stop as stop:
-            self.logger.info(self._stop_message(stop.cost, progress.after_id))
+        except BudgetStop as stop:
+            self.logger.info(
+                self.stop_message(
+                    "stage history backfill", stop.cost, f"after deal {progress.after_id}"
+                )
+            )
         save()
         self.logger.info(progress.summary(budget.spent_this_run - spent_before, budget.run_cap))
         if progress.complete:
@@ -670,25 +556,6 @@ class DealStageChangesStream(PipedriveStream):
                 "stage history backfill: complete; later runs of this job request nothing. %s",
                 progress.handover(),
             )
-
-    def _stop_message(self, cost: int, after_id: int) -> str:
-        budget = self.api.budget
-        cap = budget.run_cap
-        if cap is not None and budget.spent_this_run + cost > cap:
-            reason = (
-                f"max_budget_share={self.config.get('max_budget_share', 1.0)} of the daily "
-                f"budget ({budget.daily_limit} tokens) lets this run spend {cap}; it has spent "
-                f"{budget.spent_this_run} and the next deal needs up to {cost}"
-            )
-        else:
-            reason = (
-                f"Pipedrive reports {budget.remaining} tokens left today and the next deal "
-                f"needs up to {cost}"
-            )
-        return (
-            f"stage history backfill: stopping cleanly: {reason}. State saved; the next run "
-            f"continues where this one stopped (after deal {after_id})."
-        )
 
     def _count_deals(self, progress: BackfillProgress, list_cost: int) -> None:
         """Total deals, for progress (one list request per 500 deals, done once).
@@ -700,7 +567,7 @@ class DealStageChangesStream(PipedriveStream):
         newest: dt.datetime | None = None
         for total, (_, _, deal) in enumerate(self._deals("id", {}, {}), start=1):
             newest = deal.update_time if newest is None else max(newest, deal.update_time)
-            if total % 500 == 0 and not self._room_for(list_cost):
+            if total % 500 == 0 and not self.room_for(list_cost):
                 break
         else:
             progress.total = total
