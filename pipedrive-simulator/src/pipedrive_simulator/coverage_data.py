@@ -135,6 +135,8 @@ class CoverageData:
         #: Each deal's participants once read or changed (seeded at first use).
         self._participants: dict[int, list[dict[str, Any]]] = {}
         self._participant_seq = 0
+        #: Followers removed: (kind, record id, user id); the others are as seeded.
+        self._unfollowed: set[tuple[str, int, int]] = set()
         #: Marks a record changed (its ``update_time`` moves), set by the simulator.
         self.touch: Callable[[str, int], Any] | None = None
 
@@ -529,6 +531,27 @@ class CoverageData:
                 raise KeyError(participant_id)
             self._participants[deal["id"]] = kept
             self._touch("deals", deal["id"])
+
+    # -- followers of deals, persons, organizations and products -----------------------------
+    def followers(self, kind: str, rec: dict[str, Any]) -> list[dict[str, Any]]:
+        """A record's followers: its owner, and for every third record one more user (less
+        the ones removed)."""
+        users = self.gen.user_ids
+        owner = rec.get("owner_id") or users[0]
+        rows = [{"user_id": owner, "add_time": rec["add_time"]}]
+        extra = users[rec["id"] % len(users)]
+        if rec["id"] % 3 == 0 and extra != owner:
+            rows.append({"user_id": extra, "add_time": rec["update_time"]})
+        with self.lock:
+            return [r for r in rows if (kind, rec["id"], r["user_id"]) not in self._unfollowed]
+
+    def remove_follower(self, kind: str, rec: dict[str, Any], user_id: int) -> None:
+        """Remove a follower (the record's ``update_time`` moves, as for a participant)."""
+        with self.lock:
+            if not any(r["user_id"] == user_id for r in self.followers(kind, rec)):
+                raise KeyError(user_id)
+            self._unfollowed.add((kind, rec["id"], user_id))
+            self._touch(kind, rec["id"])
 
     def _touch(self, stream: str, ident: int) -> None:
         if self.touch is not None:
