@@ -269,7 +269,9 @@ class CoverageRoutes:
         try:
             user_id = int(req.params["follower_id"])
         except ValueError:
-            raise bad_request(f"follower_id must be an integer, got {req.params['follower_id']!r}") from None
+            raise bad_request(
+                f"follower_id must be an integer, got {req.params['follower_id']!r}"
+            ) from None
         with self.account.lock:
             rec = self._record(stream, req)
             try:
@@ -497,7 +499,9 @@ def register(router: Router, routes: CoverageRoutes) -> None:
         router.add_v2("GET", path, handler)
     for kind in ("persons", "organizations", "products", "deals"):
         router.add_v2(
-            "DELETE", f"/{kind}/{{id}}/followers/{{follower_id}}", _bound(routes.delete_follower, kind)
+            "DELETE",
+            f"/{kind}/{{id}}/followers/{{follower_id}}",
+            _bound(routes.delete_follower, kind),
         )
     added = router.routes[first:]
     del router.routes[first:]
