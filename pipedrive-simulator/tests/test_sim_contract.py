@@ -289,8 +289,9 @@ def _exercise_webhooks(sim, specs, http):
 
 
 def _exercise_follower_removal(sim, specs, http):
-    """DELETE /api/v2/{entity}/{id}/followers/{follower_id} as the v2 spec shapes it; the
-    follower is gone from the list after, and a second removal is a 404."""
+    """DELETE /api/v2/{entity}/{id}/followers/{follower_id} and
+    /api/v2/products/{id}/variations/{product_variation_id} as the v2 spec shapes them; the
+    follower or variation is gone from the list after, and a second removal is a 404."""
     ids = _ids(sim)
     for kind, ident in (
         ("persons", ids["person"]),
@@ -306,6 +307,14 @@ def _exercise_follower_removal(sim, specs, http):
         assert deleted.json()["data"] == {"user_id": user_id}
         assert user_id not in {r["user_id"] for r in http.get(url).json()["data"]}
         assert http.delete(f"{url}/{user_id}").status_code == 404
+    url = f"{sim.base_url}/api/v2/products/3/variations"
+    variation_id = http.get(url).json()["data"][0]["id"]
+    deleted = http.delete(f"{url}/{variation_id}")
+    assert deleted.status_code == 200, deleted.text
+    _validate(specs, deleted)
+    assert deleted.json()["data"] == {"id": variation_id}
+    assert variation_id not in {r["id"] for r in http.get(url).json()["data"]}
+    assert http.delete(f"{url}/{variation_id}").status_code == 404
 
 
 def test_custom_fields_of_every_type_are_present(sim, http):

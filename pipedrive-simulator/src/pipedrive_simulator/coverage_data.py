@@ -137,6 +137,8 @@ class CoverageData:
         self._participant_seq = 0
         #: Followers removed: (kind, record id, user id); the others are as seeded.
         self._unfollowed: set[tuple[str, int, int]] = set()
+        #: Product variations removed (by id); the others are as seeded.
+        self._removed_variations: set[int] = set()
         #: Marks a record changed (its ``update_time`` moves), set by the simulator.
         self.touch: Callable[[str, int], Any] | None = None
 
@@ -552,6 +554,38 @@ class CoverageData:
                 raise KeyError(user_id)
             self._unfollowed.add((kind, rec["id"], user_id))
             self._touch(kind, rec["id"])
+
+    def variations(self, product: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every third product has two variations (ids product_id * 10 + 1, + 2), less the
+        ones removed."""
+        rows = [
+            {
+                "id": product["id"] * 10 + k,
+                "name": f"{product['name']} ({size})",
+                "product_id": product["id"],
+                "prices": [
+                    {
+                        "price": 10.0 * k,
+                        "currency": "EUR",
+                        "cost": 5.0 * k,
+                        "notes": None,
+                        "product_variation_id": product["id"] * 10 + k,
+                    }
+                ],
+            }
+            for k, size in ((1, "S"), (2, "L"))
+            if product["id"] % 3 == 0
+        ]
+        with self.lock:
+            return [r for r in rows if r["id"] not in self._removed_variations]
+
+    def remove_variation(self, product: dict[str, Any], variation_id: int) -> None:
+        """Remove a product variation (the product's ``update_time`` moves)."""
+        with self.lock:
+            if not any(r["id"] == variation_id for r in self.variations(product)):
+                raise KeyError(variation_id)
+            self._removed_variations.add(variation_id)
+            self._touch("products", product["id"])
 
     def _touch(self, stream: str, ident: int) -> None:
         if self.touch is not None:
