@@ -97,9 +97,6 @@ PARENT_PROPERTIES: dict[str, dict[str, Any]] = {
     },
     "role_settings": {"role_id": {"type": ["integer"]}},
     "user_permissions": {"user_id": {"type": ["integer"]}},
-    "person_followers": {"person_id": {"type": ["integer"]}},
-    "organization_followers": {"organization_id": {"type": ["integer"]}},
-    "product_followers": {"product_id": {"type": ["integer"]}},
     # Child sets: keyed by the parent and the position (see PerParentStream.replaces_children).
     **{
         name: {
@@ -108,6 +105,10 @@ PARENT_PROPERTIES: dict[str, dict[str, Any]] = {
             "_sdc_deleted_at": {"type": ["string", "null"], "format": "date-time"},
         }
         for name, parent in (
+            ("person_followers", "person_id"),
+            ("organization_followers", "organization_id"),
+            ("product_followers", "product_id"),
+            ("product_variations", "product_id"),
             ("deal_followers", "deal_id"),
             ("deal_participants", "deal_id"),
             ("deal_discounts", "deal_id"),

@@ -11,6 +11,7 @@ import typing as t
 
 import psycopg
 import pytest
+import requests
 from psycopg import sql
 from target_pipeboard_postgres.target import TargetPipeboardPostgres
 
@@ -218,3 +219,90 @@ def test_each_stream_works_alone(account, run, config_for, catalog_with, stream)
     assert result.error is None
     assert result.records(stream), stream
     assert {m["stream"] for m in result.types("RECORD")} == {stream}
+
+
+FOLLOWERS = (
+    ("person_followers", "persons", "person_id"),
+    ("organization_followers", "organizations", "organization_id"),
+    ("product_followers", "products", "product_id"),
+)
+
+
+def _followers_in(postgres_url: str, schema: str, table: str, column: str) -> set[tuple[int, int]]:
+    query = sql.SQL("SELECT {}, user_id FROM {} WHERE _sdc_deleted_at IS NULL").format(
+        sql.Identifier(column), sql.Identifier(schema, table)
+    )
+    with psycopg.connect(postgres_url) as conn:
+        return {(a, b) for a, b in conn.execute(query).fetchall()}
+
+
+def test_a_removed_follower_or_product_variation_is_retired_after_the_next_run(
+    account, run, config_for, catalog_with, postgres_url, pg_schema
+):
+    sim = account
+    config = config_for(sim)
+    streams = [stream for stream, _, _ in FOLLOWERS]
+    parents = ["persons", "organizations", "products"]
+    catalog = catalog_with(config, [*streams, "product_variations", *parents])
+    first = run(config, catalog=catalog)
+    assert first.error is None
+    _load(first.messages, postgres_url, pg_schema)
+    coverage = sim.simulator.coverage
+
+    def variations() -> set[tuple[int, int]]:
+        live = [p for p in sim.truth("products") if not p.get("is_deleted")]
+        return {(p["id"], v["id"]) for p in live for v in coverage.variations(p)}
+
+    def stored_variations() -> set[tuple[int, int]]:
+        query = sql.SQL("SELECT product_id, id FROM {} WHERE _sdc_deleted_at IS NULL").format(
+            sql.Identifier(pg_schema, "product_variations")
+        )
+        with psycopg.connect(postgres_url) as conn:
+            return {(a, b) for a, b in conn.execute(query).fetchall()}
+
+    assert stored_variations() == variations()
+    assert variations()
+
+    def truth(parent: str) -> set[tuple[int, int]]:
+        live = [r for r in sim.truth(parent) if not r.get("is_deleted")]
+        return {(r["id"], f["user_id"]) for r in live for f in coverage.followers(parent, r)}
+
+    for stream, parent, column in FOLLOWERS:
+        assert _followers_in(postgres_url, pg_schema, stream, column) == truth(parent), stream
+
+    sim.advance(3600)
+    removed: dict[str, list[tuple[int, int]]] = {}
+    with requests.Session() as http:
+        http.headers["x-api-token"] = sim.api_token
+        for _, parent, _ in FOLLOWERS:
+            live = [r for r in sim.truth(parent) if not r.get("is_deleted")]
+            two = next(r for r in live if len(coverage.followers(parent, r)) == 2)
+            one = next(r for r in live if len(coverage.followers(parent, r)) == 1)
+            removed[parent] = []
+            for rec in (two, one):  # the first of two removed; the only one removed
+                user_id = coverage.followers(parent, rec)[0]["user_id"]
+                url = f"{sim.base_url}/api/v2/{parent}/{rec['id']}/followers/{user_id}"
+                resp = http.delete(url)
+                assert resp.status_code == 200, resp.text
+                removed[parent].append((rec["id"], user_id))
+            assert not coverage.followers(parent, one)
+        # One of a product's two variations removed; both of another's.
+        products = [
+            p for p in sim.truth("products") if not p.get("is_deleted") and coverage.variations(p)
+        ]
+        for product, count in ((products[0], 1), (products[1], 2)):
+            for variation in coverage.variations(product)[:count]:
+                url = f"{sim.base_url}/api/v2/products/{product['id']}/variations/{variation['id']}"
+                resp = http.delete(url)
+                assert resp.status_code == 200, resp.text
+        assert not coverage.variations(products[1])
+    sim.advance(120)
+    second = run(config, state=first.state, catalog=catalog)
+    assert second.error is None
+    _load(second.messages, postgres_url, pg_schema)
+    for stream, parent, column in FOLLOWERS:
+        stored = _followers_in(postgres_url, pg_schema, stream, column)
+        assert stored == truth(parent), stream
+        assert not set(removed[parent]) & stored, stream
+    assert stored_variations() == variations()
+    assert not any(product_id == products[1]["id"] for product_id, _ in stored_variations())

@@ -135,6 +135,10 @@ class CoverageData:
         #: Each deal's participants once read or changed (seeded at first use).
         self._participants: dict[int, list[dict[str, Any]]] = {}
         self._participant_seq = 0
+        #: Followers removed: (kind, record id, user id); the others are as seeded.
+        self._unfollowed: set[tuple[str, int, int]] = set()
+        #: Product variations removed (by id); the others are as seeded.
+        self._removed_variations: set[int] = set()
         #: Marks a record changed (its ``update_time`` moves), set by the simulator.
         self.touch: Callable[[str, int], Any] | None = None
 
@@ -529,6 +533,59 @@ class CoverageData:
                 raise KeyError(participant_id)
             self._participants[deal["id"]] = kept
             self._touch("deals", deal["id"])
+
+    # -- followers of deals, persons, organizations and products -----------------------------
+    def followers(self, kind: str, rec: dict[str, Any]) -> list[dict[str, Any]]:
+        """A record's followers: its owner, and for every third record one more user (less
+        the ones removed)."""
+        users = self.gen.user_ids
+        owner = rec.get("owner_id") or users[0]
+        rows = [{"user_id": owner, "add_time": rec["add_time"]}]
+        extra = users[rec["id"] % len(users)]
+        if rec["id"] % 3 == 0 and extra != owner:
+            rows.append({"user_id": extra, "add_time": rec["update_time"]})
+        with self.lock:
+            return [r for r in rows if (kind, rec["id"], r["user_id"]) not in self._unfollowed]
+
+    def remove_follower(self, kind: str, rec: dict[str, Any], user_id: int) -> None:
+        """Remove a follower (the record's ``update_time`` moves, as for a participant)."""
+        with self.lock:
+            if not any(r["user_id"] == user_id for r in self.followers(kind, rec)):
+                raise KeyError(user_id)
+            self._unfollowed.add((kind, rec["id"], user_id))
+            self._touch(kind, rec["id"])
+
+    def variations(self, product: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every third product has two variations (ids product_id * 10 + 1, + 2), less the
+        ones removed."""
+        rows = [
+            {
+                "id": product["id"] * 10 + k,
+                "name": f"{product['name']} ({size})",
+                "product_id": product["id"],
+                "prices": [
+                    {
+                        "price": 10.0 * k,
+                        "currency": "EUR",
+                        "cost": 5.0 * k,
+                        "notes": None,
+                        "product_variation_id": product["id"] * 10 + k,
+                    }
+                ],
+            }
+            for k, size in ((1, "S"), (2, "L"))
+            if product["id"] % 3 == 0
+        ]
+        with self.lock:
+            return [r for r in rows if r["id"] not in self._removed_variations]
+
+    def remove_variation(self, product: dict[str, Any], variation_id: int) -> None:
+        """Remove a product variation (the product's ``update_time`` moves)."""
+        with self.lock:
+            if not any(r["id"] == variation_id for r in self.variations(product)):
+                raise KeyError(variation_id)
+            self._removed_variations.add(variation_id)
+            self._touch("products", product["id"])
 
     def _touch(self, stream: str, ident: int) -> None:
         if self.touch is not None:

@@ -258,40 +258,49 @@ class CoverageRoutes:
         return rec
 
     def followers(self, req: Request, stream: str) -> Response:
-        """A record's followers: its owner, and for every third record one more user."""
+        """A record's followers (see :meth:`CoverageData.followers`)."""
         with self.account.lock:
-            rec = self._record(stream, req)
-            users = self.account.gen.user_ids
-            owner = rec.get("owner_id") or users[0]
-            rows = [{"user_id": owner, "add_time": rec["add_time"]}]
-            extra = users[rec["id"] % len(users)]
-            if rec["id"] % 3 == 0 and extra != owner:
-                rows.append({"user_id": extra, "add_time": rec["update_time"]})
+            rows = self.data.followers(stream, self._record(stream, req))
         return _v2_page(req, rows)
 
+    def delete_follower(self, req: Request, stream: str) -> Response:
+        """Remove a follower: the spec's ``{"user_id": ...}`` answer, 404 for one that is not
+        following the record."""
+        try:
+            user_id = int(req.params["follower_id"])
+        except ValueError:
+            raise bad_request(
+                f"follower_id must be an integer, got {req.params['follower_id']!r}"
+            ) from None
+        with self.account.lock:
+            rec = self._record(stream, req)
+            try:
+                self.data.remove_follower(stream, rec, user_id)
+            except KeyError:
+                raise not_found("Follower") from None
+        return Response.json({"success": True, "data": {"user_id": user_id}})
+
     def product_variations(self, req: Request) -> Response:
-        """Every third product has two variations (ids product_id * 10 + 1, + 2)."""
+        """A product's variations (see :meth:`CoverageData.variations`)."""
+        with self.account.lock:
+            rows = self.data.variations(self._record("products", req))
+        return _v2_page(req, rows)
+
+    def delete_product_variation(self, req: Request) -> Response:
+        """Remove a variation: the spec's ``{"id": ...}`` answer, 404 for one the product does
+        not have."""
+        given = req.params["product_variation_id"]
+        try:
+            variation_id = int(given)
+        except ValueError:
+            raise bad_request(f"product_variation_id must be an integer, got {given!r}") from None
         with self.account.lock:
             product = self._record("products", req)
-        rows = [
-            {
-                "id": product["id"] * 10 + k,
-                "name": f"{product['name']} ({size})",
-                "product_id": product["id"],
-                "prices": [
-                    {
-                        "price": 10.0 * k,
-                        "currency": "EUR",
-                        "cost": 5.0 * k,
-                        "notes": None,
-                        "product_variation_id": product["id"] * 10 + k,
-                    }
-                ],
-            }
-            for k, size in ((1, "S"), (2, "L"))
-            if product["id"] % 3 == 0
-        ]
-        return _v2_page(req, rows)
+            try:
+                self.data.remove_variation(product, variation_id)
+            except KeyError:
+                raise not_found("Product variation") from None
+        return Response.json({"success": True, "data": {"id": variation_id}})
 
     # -- per-record lists: deal participants and discounts, organization relationships ---------
     def deal_participants(self, req: Request) -> Response:
@@ -486,6 +495,17 @@ def register(router: Router, routes: CoverageRoutes) -> None:
         router.add_v1("GET", path, handler)
     for path, handler in v2:
         router.add_v2("GET", path, handler)
+    for kind in ("persons", "organizations", "products", "deals"):
+        router.add_v2(
+            "DELETE",
+            f"/{kind}/{{id}}/followers/{{follower_id}}",
+            _bound(routes.delete_follower, kind),
+        )
+    router.add_v2(
+        "DELETE",
+        "/products/{id}/variations/{product_variation_id}",
+        routes.delete_product_variation,
+    )
     added = router.routes[first:]
     del router.routes[first:]
     router.routes[:0] = added

@@ -3,8 +3,9 @@ variations, deal participants and discounts, organization relationships. One req
 record, read only for the records changed since the bookmark (the parents are incremental), so
 their cost per run follows the changes. Opt-in (see ``OPT_IN_STREAM_TYPES``).
 
-The deal and organization lists are child sets (``replaces_children``): each changed parent's
-rows replace its earlier ones, so a removed participant disappears at the next run."""
+Every one is a child set (``replaces_children``), keyed by the parent's id and the position:
+each changed parent's rows replace its earlier ones, so a removed follower, variation or
+participant disappears at the next run."""
 
 from __future__ import annotations
 
@@ -20,30 +21,36 @@ class PersonFollowersStream(PerParentStream):
     name = "person_followers"
     path = "/api/v2/persons/{id}/followers"
     parent_stream_type = PersonsStream
-    primary_keys: t.ClassVar[tuple[str, ...]] = ("person_id", "user_id")
+    primary_keys: t.ClassVar[tuple[str, ...]] = ("person_id", "position")
     parent_column = "person_id"
+    replaces_children = True
 
 
 class OrganizationFollowersStream(PerParentStream):
     name = "organization_followers"
     path = "/api/v2/organizations/{id}/followers"
     parent_stream_type = OrganizationsStream
-    primary_keys: t.ClassVar[tuple[str, ...]] = ("organization_id", "user_id")
+    primary_keys: t.ClassVar[tuple[str, ...]] = ("organization_id", "position")
     parent_column = "organization_id"
+    replaces_children = True
 
 
 class ProductFollowersStream(PerParentStream):
     name = "product_followers"
     path = "/api/v2/products/{id}/followers"
     parent_stream_type = ProductsStream
-    primary_keys: t.ClassVar[tuple[str, ...]] = ("product_id", "user_id")
+    primary_keys: t.ClassVar[tuple[str, ...]] = ("product_id", "position")
     parent_column = "product_id"
+    replaces_children = True
 
 
 class ProductVariationsStream(PerParentStream):
     name = "product_variations"
     path = "/api/v2/products/{id}/variations"
     parent_stream_type = ProductsStream
+    primary_keys: t.ClassVar[tuple[str, ...]] = ("product_id", "position")
+    parent_column = "product_id"
+    replaces_children = True
 
 
 class DealFollowersStream(PerParentStream):
