@@ -116,7 +116,9 @@ def test_mount_targets_match_what_the_services_read(compose: dict) -> None:
         for sc in job["static_configs"]
         for t in sc["targets"]
     ]
-    assert scrape_targets == ["pushgateway:9091"]
+    # The Pushgateway, and the webhook receiver's service on the port it serves.
+    assert scrape_targets == ["pushgateway:9091", "webhooks:8080"]
+    assert "webhooks" in services
     # Prometheus sends its alerts to the Alertmanager service (on its default port 9093).
     alertmanagers = [
         t

@@ -348,8 +348,10 @@ def start_prometheus(
                 for path in rule_files
                 or [PROMETHEUS_CONFIG.parent / name for name in config["rule_files"]]
             ]
-            (job,) = config["scrape_configs"]
+            # The Pushgateway job only (no webhook receiver runs here), pointed at the test's.
+            (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "pushgateway"]
             job["static_configs"] = [{"targets": [pushgateway.removeprefix("http://")]}]
+            config["scrape_configs"] = [job]
             (alertmanagers,) = config["alerting"]["alertmanagers"]
             if alertmanager:
                 target = alertmanager.removeprefix("http://")
