@@ -120,7 +120,7 @@ def test_followers_upgrade_is_refused_then_loads_once_the_table_is_dropped(
     table = f"{pg_schema}.person_followers"
     assert (
         f"Preparing table {table} for stream 'person_followers', input line 4 failed: the "
-        "table's key is (person_id, user_id), but its key properties are now "
+        "table's key is (person_id, user_id), but the stream's key properties are now "
         "(person_id, position)"
     ) in upgraded.stderr
     assert f"drop the table {table} (or rename it, to keep its rows)" in upgraded.stderr
@@ -256,7 +256,8 @@ def test_partitioned_table_key_is_its_unique_index_without_the_time_column(run_t
     assert rows("deal_changes", "id, deal_id") == [(1, 6)]
 
     new = {"key_properties": ["deal_id", "id"], "schema": {"properties": props}}
-    with pytest.raises(TableKeyChangedError, match=r"key is \(id\), but its key properties are"):
+    refused = r"key is \(id\), but the stream's key properties are now \(deal_id, id\)"
+    with pytest.raises(TableKeyChangedError, match=refused):
         run_target(lines(schema("deal_changes", new), record("deal_changes", body)), **settings)
     assert rows("deal_changes", "id, deal_id") == [(1, 6)]
 
@@ -268,7 +269,7 @@ def test_stream_without_keys_now_is_refused_for_a_keyed_table(run_target, rows):
         schema("person_followers", keyless),
         record("person_followers", {"person_id": 1, "user_id": 10}),
     )
-    with pytest.raises(TableKeyChangedError, match="but it now has no key properties"):
+    with pytest.raises(TableKeyChangedError, match="but the stream now has no key properties"):
         run_target(text)
     assert len(rows("person_followers", "person_id")) == 3
 

@@ -189,9 +189,9 @@ class TableKeyChangedError(TableSetupError):
         self.stream_key = list(stream_key)
         have = f"({', '.join(table_key)}{', _valid_from' if is_history else ''})"
         wanted = (
-            f"its key properties are now ({', '.join(stream_key)})"
+            f"the stream's key properties are now ({', '.join(stream_key)})"
             if stream_key
-            else "it now has no key properties"
+            else "the stream now has no key properties"
         )
         if is_history:
             drop = f"drop the history table {table} (or rename it, to keep its versions)"
