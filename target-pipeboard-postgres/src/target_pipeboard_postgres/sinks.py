@@ -173,6 +173,10 @@ class PostgresSink(SinkSeam):
             self._children_of = child_sets.parent_properties(self.schema, self._key_properties)
         except ValueError as exc:
             raise SchemaError(self.stream_name, self._target.current_line, str(exc)) from None
+        if self._children_of and not self._hard_delete:
+            # Missing children are retired by setting `_sdc_deleted_at`, declared or not.
+            deleted_at = sql_builders.DELETED_AT
+            properties.setdefault(deleted_at, _VERSION_PROPERTIES[deleted_at])
         self._prepare()
 
     def _prepare(self) -> None:
