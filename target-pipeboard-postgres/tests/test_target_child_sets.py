@@ -69,6 +69,23 @@ def test_a_parents_children_are_replaced_by_the_set_sent(run_target, rows, hard_
     assert len(found) == (3 if hard_delete else 5)
 
 
+def test_a_child_set_without_a_declared_deleted_at_gets_the_column(run_target, rows):
+    # a tap that does not declare `_sdc_deleted_at`: retiring a child soft-deletes it all the same
+    props = {k: v for k, v in SCHEMA["schema"]["properties"].items() if k != "_sdc_deleted_at"}
+    bare = dict(SCHEMA, schema={**SCHEMA["schema"], "properties": props})
+
+    def run(*records: dict[str, Any]) -> None:
+        messages = [bare] + [
+            {"type": "RECORD", "stream": "person_emails", "record": r} for r in records
+        ]
+        run_target("".join(json.dumps(m) + "\n" for m in messages))
+
+    run({"person_id": 1, "position": 0, "value": "a@x"}, {"person_id": 1, "position": 1})
+    run({"person_id": 1, "position": 0, "value": "b@x"})
+    found = rows("person_emails", "position, value, _sdc_deleted_at IS NULL", order="1")
+    assert found == [(0, "b@x", True), (1, None, False)]
+
+
 def test_the_annotation_must_name_key_properties(run_target):
     bad = dict(SCHEMA, schema={**SCHEMA["schema"], "x-replace-children-of": ["value"]})
     with pytest.raises(Exception, match="x-replace-children-of"):

@@ -92,6 +92,24 @@ class BatchFailure(Exception):
         self.row = row
 
 
+class KeyMismatch(Exception):
+    """An existing table's key is not the stream's key (the target never changes a key).
+
+    ``table_key`` is the table's key columns ([] if it has none); for a history table, without
+    ``_valid_from``; for a partitioned table, without its time column.
+    """
+
+    def __init__(self, table: str, table_key: Sequence[str], stream_key: Sequence[str]) -> None:
+        super().__init__(f"{table}: key ({', '.join(table_key)}) is not ({', '.join(stream_key)})")
+        self.table = table
+        self.table_key = list(table_key)
+        self.stream_key = list(stream_key)
+
+
+def _same_key(table_key: Sequence[str], stream_key: Sequence[str]) -> bool:
+    return sorted(table_key) == sorted(stream_key)
+
+
 class PostgresConnector(SQLConnector):
     """Runs every statement of the target on one psycopg 3 connection."""
 
@@ -176,6 +194,23 @@ class PostgresConnector(SQLConnector):
         rows = self.pg.execute(sql_builders.unique_key_sets(), {"schema": schema, "table": table})
         return [set(row[0]) for row in rows.fetchall()]
 
+    def table_key(self, schema: str, table: str, time_column: str | None = None) -> list[str]:
+        """The key columns of an existing table, in key order ([] if it has no key).
+
+        Its primary key; else, for a table partitioned by ``time_column``, the unique index the
+        target gives it (key..., time column) without the time column.
+        """
+        rows = self.pg.execute(
+            sql_builders.primary_key_columns(), {"schema": schema, "table": table}
+        ).fetchall()
+        if rows:
+            return [row[0] for row in rows]
+        if time_column is not None:
+            for columns in self.unique_key_sets(schema, table):
+                if time_column in columns and len(columns) > 1:
+                    return sorted(columns - {time_column})
+        return []
+
     def _exists(self, query: pgsql.SQL, **params: str) -> bool:
         return self.pg.execute(query, params).fetchone() is not None
 
@@ -239,6 +274,7 @@ class PostgresConnector(SQLConnector):
         primary_key: bool = True,
         reset_extra_tables: bool = False,
         history_table: str | None = None,
+        keyed: bool = False,
     ) -> TableLayout:
         """Create or evolve the table (and ``extra_tables`` shaped like it) for a schema.
 
@@ -249,6 +285,11 @@ class PostgresConnector(SQLConnector):
         table as it is now) even if they exist. ``history_table`` (history mode) is created
         like the table plus the version columns, keyed by (key, ``_valid_from``), and its
         columns follow the table's as the extra tables' do.
+
+        With ``keyed`` (rows are upserted by the stream's key), an existing table with a key
+        (its history table too) must have exactly the stream's key, else :class:`KeyMismatch`
+        is raised and nothing is changed. A table without a key is upserted by the stream's key
+        all the same (UPDATE, then INSERT of the keys it lacks).
         """
         conn = self.pg
         with conn.transaction():
@@ -297,6 +338,10 @@ class PostgresConnector(SQLConnector):
                 current = self._partition_column(schema, table, wanted)
                 if current is not None:
                     partitioned[table] = current
+                if keyed:
+                    table_key = self.table_key(schema, table, current)
+                    if table_key and not _same_key(table_key, key_columns):
+                        raise KeyMismatch(table, table_key, key_columns)
                 final = dict(existing)
                 for column, kind in desired.items():
                     if column not in existing:
@@ -319,6 +364,14 @@ class PostgresConnector(SQLConnector):
                 conn.execute(sql_builders.create_table_like(schema, extra, table))
             followers = list(extra_tables)
             if history_table is not None:
+                if keyed and self.existing_columns(schema, history_table):
+                    history_key = [
+                        c
+                        for c in self.table_key(schema, history_table)
+                        if c != history_mode_sql.VALID_FROM
+                    ]
+                    if history_key and not _same_key(history_key, key_columns):
+                        raise KeyMismatch(history_table, history_key, key_columns)
                 self._prepare_history_table(schema, history_table, table, key_columns, partitioned)
                 followers.append(history_table)
             for extra in followers:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 
 from singer_sdk.exceptions import (
     ConfigValidationError,
@@ -163,3 +164,49 @@ class StreamNameClashError(InvalidInputLine):
             f"Streams '{other}' and '{stream}' ({_where(None, line)}) both map to table "
             f"{table}; rename one of them (e.g. with stream_maps) so their rows are not merged."
         )
+
+
+class TableKeyChangedError(TableSetupError):
+    """An existing table's key is not the stream's key; the target never changes a key.
+
+    Upserting by a key the table does not have would update (and, for a child set, retire) the
+    wrong rows, so the table is left as it was, and no row of the stream is loaded.
+    """
+
+    def __init__(
+        self,
+        stream: str,
+        table: str,
+        table_key: Sequence[str],
+        stream_key: Sequence[str],
+        *,
+        line: int | None = None,
+        history: str | None = None,
+        is_history: bool = False,
+    ) -> None:
+        self.table = table
+        self.table_key = list(table_key)
+        self.stream_key = list(stream_key)
+        have = f"({', '.join(table_key)}{', _valid_from' if is_history else ''})"
+        wanted = (
+            f"the stream's key properties are now ({', '.join(stream_key)})"
+            if stream_key
+            else "the stream now has no key properties"
+        )
+        if is_history:
+            drop = f"drop the history table {table} (or rename it, to keep its versions)"
+        elif history is not None:
+            drop = (
+                f"drop the table {table} and its history table {history}, if any (or rename "
+                "them, to keep their rows)"
+            )
+        else:
+            drop = f"drop the table {table} (or rename it, to keep its rows)"
+        problem = (
+            f"the table's key is {have}, but {wanted}. The target never changes an existing "
+            "table's key, and loading by another key would update or retire the wrong rows, "
+            f"so the table was left as it was. To load the stream with its new key, {drop} "
+            "and read the stream again from the start (e.g. `meltano run --full-refresh`, or "
+            "the tap without its state): the target then creates it with the new key"
+        )
+        super().__init__(stream, table, problem, line)

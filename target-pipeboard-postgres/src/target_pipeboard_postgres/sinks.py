@@ -19,11 +19,17 @@ from target_pipeboard_postgres import (
     values,
 )
 from target_pipeboard_postgres.commit_ledger import Batch, CommitLedger
-from target_pipeboard_postgres.connector import BatchFailure, PostgresConnector, TableLayout
+from target_pipeboard_postgres.connector import (
+    BatchFailure,
+    KeyMismatch,
+    PostgresConnector,
+    TableLayout,
+)
 from target_pipeboard_postgres.errors import (
     BatchLoadError,
     RecordMissingKeyError,
     SchemaError,
+    TableKeyChangedError,
     TableSetupError,
 )
 from target_pipeboard_postgres.metrics import TargetMetrics
@@ -92,6 +98,7 @@ class PostgresSink(SinkSeam):
         self._max_bytes = int(self.config.get("batch_size_bytes") or DEFAULT_BATCH_SIZE_BYTES)
         method = self.config.get("load_method") or "upsert"
         self._overwrite = method == "overwrite"
+        self._keyed = method in {"upsert", "overwrite"}  # rows are upserted by the stream's key
         self._upsert = method in {"upsert", "overwrite"} and bool(self._key_properties)
         self._hard_delete = bool(self.config.get("hard_delete"))
         self._fill_metadata = self.include_sdc_metadata_properties
@@ -166,6 +173,10 @@ class PostgresSink(SinkSeam):
             self._children_of = child_sets.parent_properties(self.schema, self._key_properties)
         except ValueError as exc:
             raise SchemaError(self.stream_name, self._target.current_line, str(exc)) from None
+        if self._children_of and not self._hard_delete:
+            # Missing children are retired by setting `_sdc_deleted_at`, declared or not.
+            deleted_at = sql_builders.DELETED_AT
+            properties.setdefault(deleted_at, _VERSION_PROPERTIES[deleted_at])
         self._prepare()
 
     def _prepare(self) -> None:
@@ -187,7 +198,18 @@ class PostgresSink(SinkSeam):
                 primary_key=self._upsert,
                 reset_extra_tables=fresh_shadow,
                 history_table=history,
+                keyed=self._keyed,
             )
+        except KeyMismatch as mismatch:
+            raise TableKeyChangedError(
+                self.stream_name,
+                f"{self.schema_name}.{mismatch.table}",
+                mismatch.table_key,
+                self._key_properties,
+                line=self._target.current_line,
+                history=None if history is None else f"{self.schema_name}.{history}",
+                is_history=mismatch.table == history,
+            ) from None
         except (
             psycopg.Error,
             column_types.UnsafeSQLTypeError,

@@ -290,6 +290,17 @@ def unique_key_sets() -> sql.SQL:
     )
 
 
+def primary_key_columns() -> sql.SQL:
+    """The columns of %(schema)s.%(table)s's primary key, in key order (none: no rows)."""
+    return sql.SQL(
+        "SELECT a.attname::text FROM pg_index i "
+        "JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY(i.indkey) "
+        "WHERE n.nspname = %(schema)s AND c.relname = %(table)s AND i.indisprimary "
+        "ORDER BY array_position(i.indkey::int2[], a.attnum)"
+    )
+
+
 def create_metadata_table(schema: str) -> sql.Composed:
     """The table remembering which property (and source key) owns which column."""
     return sql.SQL(
