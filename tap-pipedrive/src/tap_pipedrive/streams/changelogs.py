@@ -36,6 +36,7 @@ from tap_pipedrive.backfill import (
 from tap_pipedrive.changelog_records import ChangeTyper, change_records, schema
 from tap_pipedrive.client import PipedriveStream
 from tap_pipedrive.resilience import GoneError
+from tap_pipedrive.sdk_seam import streams_built, tap_of, write_schema
 from tap_pipedrive.streams.history_base import STATE_KEY_INCREMENTAL, BudgetStop, HistoryStream
 from tap_pipedrive.streams.stage_changes import SKIPPED_PER_STATE, DealStageChangesStream
 from tap_pipedrive.webhooks.changes import ChangeFeed, change_feed
@@ -48,6 +49,7 @@ from tap_pipedrive.webhooks.feed import (
 )
 
 if t.TYPE_CHECKING:
+    from singer_sdk import Stream
     from singer_sdk.helpers.types import Context
 
     from tap_pipedrive.tap import TapPipedrive
@@ -68,7 +70,7 @@ for _name, _id_key in (
 
 def typer_for(tap: TapPipedrive, entity_stream: str, entity: str) -> ChangeTyper:
     """Columns as the entity's own stream names them (earlier runs' custom-field names kept)."""
-    stream = tap.streams.get(entity_stream) if tap._streams else None
+    stream = streams_built(tap).get(entity_stream)
     fields = (
         stream.custom_fields
         if isinstance(stream, PipedriveStream)
@@ -88,7 +90,7 @@ class _ChangeRecords:
 
     def typer(self) -> ChangeTyper:
         if self._typer is None:
-            tap = t.cast("TapPipedrive", getattr(self, "_tap"))  # noqa: B009
+            tap = t.cast("TapPipedrive", tap_of(t.cast("Stream", self)))
             self._typer = typer_for(tap, self.entity_stream, self.entity)
         return self._typer
 
@@ -125,7 +127,7 @@ class DealChangesStream(_ChangeRecords, DealStageChangesStream):
 
     def shared(self) -> bool:
         """Whether ``deal_stage_changes`` reads the changelogs for this stream in this run."""
-        stage = self._tap.streams.get(STAGE_STREAM)
+        stage = tap_of(self).streams.get(STAGE_STREAM)
         return (
             isinstance(stage, DealStageChangesStream)
             and stage.selected
@@ -148,11 +150,11 @@ class DealChangesStream(_ChangeRecords, DealStageChangesStream):
     def emit_shared(self, deal_id: int, items: list[dict[str, t.Any]]) -> None:
         """Write the change records of a changelog the stage stream has read."""
         if not self._schema_sent:
-            self._write_schema_message()
+            write_schema(self)
             self._schema_sent = True
         self.shared_deals += 1
         for record in change_records(self.typer(), self.id_key, deal_id, items):
-            self._write_record_message(record)
+            self.write_record(record)
 
     def webhook_changes(self, feed: StageFeed) -> ChangeFeed:
         """The change records of the deal events the stage feed read (made once per feed)."""
@@ -164,10 +166,10 @@ class DealChangesStream(_ChangeRecords, DealStageChangesStream):
         """Write the change records of the deal events ``deal_stage_changes`` read."""
         records = self.webhook_changes(feed).records
         if records and not self._schema_sent:
-            self._write_schema_message()
+            write_schema(self)
             self._schema_sent = True
         for record in records:
-            self._write_record_message(record)
+            self.write_record(record)
         self.webhook_records += len(records)
 
     def webhook_explains(self, feed: StageFeed, deal: DealHead, gate: dt.datetime | None) -> bool:

@@ -52,6 +52,7 @@ from typing_extensions import override
 from tap_pipedrive.api import OPENAPI
 from tap_pipedrive.backfill import MAX_BACKFILL_RETRIES, BackfillProgress
 from tap_pipedrive.resilience import GoneError
+from tap_pipedrive.sdk_seam import tap_of
 from tap_pipedrive.stage_plan import (
     MAX_HELD_BACK,
     MODES,
@@ -322,13 +323,13 @@ class DealStageChangesStream(HistoryStream):
     def on_changelog(self, deal_id: int, items: list[dict[str, t.Any]]) -> None:
         """A deal's whole changelog was read: it also feeds ``deal_changes`` when selected
         (one call for both streams; see :mod:`tap_pipedrive.streams.changelogs`)."""
-        changes = self._tap.streams.get("deal_changes")
+        changes = tap_of(self).streams.get("deal_changes")
         if changes is not None and changes is not self and changes.selected:
             t.cast("t.Any", changes).emit_shared(deal_id, items)
 
     def _shared_changes(self) -> t.Any:
         """``deal_changes`` when it reads this stream's changelogs in this run, else None."""
-        changes = self._tap.streams.get("deal_changes")
+        changes = tap_of(self).streams.get("deal_changes")
         if changes is None or changes is self or not changes.selected:
             return None
         return changes if t.cast("t.Any", changes).shared() else None
