@@ -37,7 +37,7 @@ from tap_pipedrive.changelog_records import ChangeTyper, change_records, schema
 from tap_pipedrive.client import PipedriveStream
 from tap_pipedrive.resilience import GoneError
 from tap_pipedrive.sdk_seam import streams_built, tap_of, write_schema
-from tap_pipedrive.streams.history_base import STATE_KEY_INCREMENTAL, BudgetStop, HistoryStream
+from tap_pipedrive.streams.history_base import STATE_KEY_INCREMENTAL, HistoryStream
 from tap_pipedrive.streams.stage_changes import SKIPPED_PER_STATE, DealStageChangesStream
 from tap_pipedrive.webhooks.changes import ChangeFeed, change_feed
 from tap_pipedrive.webhooks.feed import (
@@ -347,48 +347,28 @@ class ContactChangesStream(_ChangeRecords, HistoryStream):
         progress = ContactBackfill.from_state(self.stream_state)
         progress.unit = f"{self.entity}s"
         progress.label = f"{self.entity} history backfill"
-        if progress.complete:
-            self.logger.info(progress.complete_message())
-            return
-        progress.start_run(dt.datetime.now(dt.UTC))
-        budget = self.api.budget
-        spent_before, tokens_before = budget.spent_this_run, progress.tokens
-        cost = self.cost_of(self.changelog_path)
-        list_cost = self.cost_of(self.list_path)
+        yield from self.run_backfill(progress, self.name)
 
-        def save() -> None:
-            progress.tokens = tokens_before + budget.spent_this_run - spent_before
-            self.save_state("backfill", progress.to_state())
+    @override
+    def backfill_listing(
+        self, cursors: Mapping[str, str | None]
+    ) -> t.Iterator[tuple[str, str | None, DealHead]]:
+        query = {"sort_by": "id", "sort_direction": "asc"}
+        for token, record in self._records_of(query, cursors.get(self.list_path)):
+            yield self.list_path, token, record
 
-        try:
-            if progress.total is None and not progress.listed:
-                self._count(progress)
-            save()
-            if not progress.listed:
-                query = {"sort_by": "id", "sort_direction": "asc"}
-                cursor = progress.page_cursors.get(self.list_path)
-                for token, record in self._records_of(query, cursor):
-                    if record.id <= progress.after_id:
-                        continue
-                    if not self.room_for(cost + list_cost):
-                        raise BudgetStop(cost + list_cost)
-                    before = budget.spent_this_run
-                    changes = self._changes(record.id)
-                    yield from changes or []
-                    progress.page_cursors[self.list_path] = token
-                    outcome = "gone" if changes is None else "done"
-                    progress.record_deal(record, budget.spent_this_run - before, outcome)
-                    save()
-                progress.finish_listing(dt.datetime.now(dt.UTC))
-            progress.finish(dt.datetime.now(dt.UTC))
-        except BudgetStop as stop:
-            self.logger.info(
-                self.stop_message(self.name, stop.cost, f"after {self.entity} {progress.after_id}")
-            )
-        save()
-        self.logger.info(progress.summary(budget.spent_this_run - spent_before, budget.run_cap))
+    @override
+    def backfill_read(self, record: DealHead) -> tuple[str, list[dict[str, t.Any]]]:
+        changes = self._changes(record.id)
+        return ("gone", []) if changes is None else ("done", changes)
 
-    def _count(self, progress: BackfillProgress) -> None:
+    @override
+    def backfill_cost(self, *, list_page: bool) -> int:
+        page = self.cost_of(self.list_path) if list_page else 0
+        return self.cost_of(self.changelog_path) + page
+
+    @override
+    def backfill_count(self, progress: BackfillProgress) -> None:
         total = 0
         newest: dt.datetime | None = None
         for _, record in self._records_of({}):
