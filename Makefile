@@ -51,6 +51,7 @@ bench: setup
 CANARY_VENV  ?= .venv-sdk-canary
 CANARY_BIN   := $(CANARY_VENV)/bin
 CANARY_TESTS := tap-pipedrive/tests/test_tap_sdk_seam.py tap-pipedrive/tests/test_tap_standard.py \
+                tests/test_sdk_seams.py \
                 target-pipeboard-postgres/tests/test_target_sdk_suite.py \
                 $(wildcard target-pipeboard-postgres/tests/test_target_sdk_seam.py)
 

@@ -47,6 +47,7 @@ def test_it_installs_the_newest_sdk_apart_and_runs_the_seam_tests_and_sdk_suites
         "tap-pipedrive/tests/test_tap_sdk_seam.py",
         "tap-pipedrive/tests/test_tap_standard.py",
         "target-pipeboard-postgres/tests/test_target_sdk_suite.py",
+        "tests/test_sdk_seams.py",
     ):
         assert test in commands
         assert (ROOT / test).is_file()

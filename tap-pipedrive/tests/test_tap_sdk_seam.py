@@ -18,6 +18,7 @@ from contextlib import redirect_stdout
 import pytest
 import requests
 from singer_sdk import Stream, Tap
+from singer_sdk.exceptions import AbortedSyncFailedException
 from singer_sdk.helpers._state import StateWriter
 from singer_sdk.pagination import BaseAPIPaginator
 from singer_sdk.streams import RESTStream
@@ -26,6 +27,7 @@ from tap_pipedrive.base_stream import PipedriveStream
 from tap_pipedrive.incremental import IncrementalStream
 from tap_pipedrive.pagination import CursorPaginator
 from tap_pipedrive.session import PipedriveSession, tag_of
+from tap_pipedrive.streams.bases import ChildRowsParent, ChildRowsStream, PerParentStream
 from tap_pipedrive.tap import TapPipedrive
 
 PRIVATE_MEMBERS = {
@@ -36,6 +38,7 @@ PRIVATE_MEMBERS = {
         "_increment_stream_state",
         "_write_state_message",
         "_write_activate_version_message",
+        "_write_schema_message",
         "_sync_children",
     ),
     Tap: ("_validate_config",),
@@ -59,6 +62,8 @@ def test_signatures_the_seam_overrides_are_unchanged() -> None:
         (Tap, "_validate_config"): ["self", "raise_errors"],
         (RESTStream, "_request"): ["self", "prepared_request", "context"],
         (Stream, "_sync_children"): ["self", "child_context"],
+        (Stream, "_write_state_message"): ["self"],
+        (Stream, "_write_schema_message"): ["self"],
         (Tap, "sync_all"): ["self"],
     }
     for (owner, name), params in expected.items():
@@ -345,3 +350,119 @@ def test_stream_version_and_activate_version(pipedrive_simulator: t.Any) -> None
     last_activate = max(i for i, m in enumerate(messages) if m["type"] == "ACTIVATE_VERSION")
     assert last_activate > last_record
     assert sdk_seam.stream_version(tap.streams["currencies"]) == versions[-1]
+
+
+# --- child streams, the stream's STATE, SCHEMA outside a sync, the tap's streams ---------------
+
+
+def test_the_sdk_syncs_each_selected_child_and_the_seam_narrows_them(
+    pipedrive_simulator: t.Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``Stream._sync_children`` syncs every selected child in ``child_streams`` with the
+    context, goes on after a child's aborted sync and skips a null context; the seam narrows
+    ``child_streams`` to the children ``syncs_child`` accepts, for the call only."""
+    tap = _tap(pipedrive_simulator)
+    persons = tap.streams["persons"]
+    assert isinstance(persons, ChildRowsParent)
+    children = list(persons.child_streams)
+    kinds = {type(c).__mro__[1] for c in children}
+    assert {ChildRowsStream, PerParentStream} <= kinds, "persons lost its kinds of children"
+    synced: list[tuple[str, t.Any]] = []
+
+    def fake_sync(child: Stream) -> t.Callable[..., None]:
+        def sync(context: t.Any = None) -> None:
+            synced.append((child.name, context))
+            if child is children[0]:
+                raise AbortedSyncFailedException("first child stops")
+
+        return sync
+
+    for child in children:
+        monkeypatch.setattr(child, "sync", fake_sync(child))
+    Stream._sync_children(persons, {"any": 1})
+    assert [name for name, _ in synced] == [c.name for c in children if c.selected], (
+        "Stream._sync_children no longer syncs each selected child (after an aborted one)"
+    )
+    assert all(context == {"any": 1} for _, context in synced)
+    synced.clear()
+    Stream._sync_children(persons, None)
+    assert synced == [], "Stream._sync_children now syncs children with a null context"
+    sdk_seam.sync_children(persons, {"parent_batch": 1, "mark_empty": False})
+    assert {name for name, _ in synced} == {
+        c.name for c in children if isinstance(c, ChildRowsStream) and c.selected
+    }
+    assert persons.child_streams == children, "the seam left child_streams narrowed"
+    synced.clear()
+    sdk_seam.sync_children(persons, {"id": 7, "mark_empty": False})
+    assert {name for name, _ in synced} == {
+        c.name for c in children if isinstance(c, PerParentStream) and c.selected
+    }
+
+
+def test_pending_children_go_out_before_each_state_of_their_parent(
+    pipedrive_simulator: t.Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``Stream._write_state_message`` is where the SDK writes a stream's STATE (every
+    ``STATE_MSG_FREQUENCY`` records here); the seam's ``before_state_message`` sends the
+    parents' pending child rows first, so no bookmark passes a parent whose children are not
+    out. Without the hook the children would wait for a batch of 500 parents."""
+    config = {"api_url": pipedrive_simulator.base_url, "api_token": pipedrive_simulator.api_token}
+    catalog = _catalog_of(
+        TapPipedrive(config=config, parse_env_config=False), {"persons", "person_emails"}
+    )
+    tap = TapPipedrive(config=config, catalog=catalog, parse_env_config=False)
+    monkeypatch.setattr(type(tap.streams["persons"]), "STATE_MSG_FREQUENCY", 2)
+    hooks: list[int] = []
+    original = ChildRowsParent.before_state_message
+
+    def spy(self: ChildRowsParent) -> None:
+        hooks.append(len(self._pending_parents))
+        original(self)
+
+    monkeypatch.setattr(ChildRowsParent, "before_state_message", spy)
+    messages = _sync(tap)
+    with_emails: set[int] = set()
+    emailed: set[int] = set()
+    checked = 0
+    for message in messages:
+        if message["type"] == "RECORD" and message["stream"] == "persons":
+            if message["record"].get("emails"):
+                with_emails.add(message["record"]["id"])
+        elif message["type"] == "RECORD" and message["stream"] == "person_emails":
+            emailed.add(message["record"]["person_id"])
+        elif message["type"] == "STATE" and with_emails:
+            assert with_emails <= emailed, f"STATE before the emails of {with_emails - emailed}"
+            checked += 1
+    assert checked >= 2, "too few persons with emails to see STATE between them"
+    assert any(hooks), "Stream._write_state_message no longer runs while parents are pending"
+
+
+def test_write_schema_sends_the_annotated_schema(pipedrive_simulator: t.Any) -> None:
+    """``Stream._write_schema_message`` writes the SCHEMA messages of
+    ``_generate_schema_messages`` (so annotations restored by the seam) through the tap."""
+    tap = _tap(pipedrive_simulator)
+    stream = tap.streams["person_emails"]
+    out = io.StringIO()
+    with redirect_stdout(out):
+        sdk_seam.write_schema(stream)
+    messages = [json.loads(line) for line in out.getvalue().splitlines() if line.strip()]
+    assert [m["type"] for m in messages] == ["SCHEMA"]
+    assert messages[0]["stream"] == "person_emails"
+    assert messages[0]["schema"]["x-replace-children-of"] == ["person_id"], (
+        "the SCHEMA message no longer carries the seam's annotations"
+    )
+
+
+def test_the_tap_and_its_built_streams(pipedrive_simulator: t.Any) -> None:
+    """``Stream._tap`` is the stream's tap; ``Tap._streams`` holds the streams ``Tap.streams``
+    built (and is None before: reading it never starts discovery)."""
+    tap = _tap(pipedrive_simulator)
+    streams = tap.streams
+    assert sdk_seam.tap_of(streams["persons"]) is tap
+    assert sdk_seam.streams_built(tap) == dict(streams)
+    bare = TapPipedrive.__new__(TapPipedrive)
+    bare._streams = None
+    assert sdk_seam.streams_built(bare) == {}
+    assert "self._streams is None" in inspect.getsource(Tap.streams.fget), (
+        "Tap.streams no longer builds the streams into Tap._streams: adapt streams_built"
+    )

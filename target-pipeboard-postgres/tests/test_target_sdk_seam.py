@@ -193,3 +193,29 @@ def test_the_target_hooks_are_abstract_and_the_target_implements_them() -> None:
         "handle_activate_version",
     }
     assert not TargetPipeboardPostgres.__abstractmethods__
+
+
+def test_state_sinks_and_key_properties_the_seam_reads(target_config, capsys):
+    """``Target._write_state_message(state)`` writes one JSON line to stdout;
+    ``Target._sinks_active`` maps each stream to its sink; ``Sink._key_properties`` keeps the
+    key properties as the tap named them while ``SQLSink.key_properties`` conforms them."""
+    target = TargetPipeboardPostgres(config=target_config)
+    target.emit_state({"bookmarks": {"s": 1}})
+    assert capsys.readouterr().out == '{"bookmarks": {"s": 1}}\n'
+    schema = (
+        '{"type": "SCHEMA", "stream": "Things", "key_properties": ["Thing ID"], "schema": '
+        '{"properties": {"Thing ID": {"type": "integer"}}}}\n'
+    )
+    target.process_lines(io.StringIO(schema))
+    sinks = target.active_sinks()
+    assert [s.stream_name for s in sinks] == ["Things"]
+    assert target.active_sink("Things") is sinks[0]
+    sink = sinks[0]
+    assert isinstance(sink, sdk_seam.SinkSeam)
+    assert list(sink.tap_key_properties) == ["Thing ID"]
+    conformed = list(SQLSink.key_properties.fget(sink))
+    assert conformed != ["Thing ID"], (
+        "SQLSink.key_properties no longer conforms key names: tap_key_properties can go"
+    )
+    target.ledger.close()
+    target.target_connector.close()

@@ -8,23 +8,9 @@ on, so an SDK upgrade that changes it fails there, loudly, before it silently ch
 (``make sdk-canary`` runs those tests against the newest SDK release).
 
 Streams and the tap inherit the overrides through :class:`SeamStream` and :class:`SeamTap`,
-which only forward to methods with public names on the tap's own classes:
-
-- ``Stream._write_record_message`` -> ``write_record(record)``: the orjson fast path (records
-  are already typed as the schema says; the SDK's per-record conformance and message objects
-  cost a third of a sync's CPU) and the incremental streams' bookmark-second bookkeeping.
-- ``Stream._generate_schema_messages`` -> ``restore_schema_annotations(schema)``: the SDK's
-  schema model drops the ``x-pipedrive-*`` keywords of SCHEMA messages.
-- ``Stream._increment_stream_state`` -> ``advance_bookmark(record, context)``: the per-record
-  bookmark update of a sorted stream with text timestamps, without the SDK's general path
-  (several dict copies and a typed comparison per record, about 8% of a sync's CPU).
-- ``Tap._validate_config`` -> ``prepare_config(config)``: number settings given as numeric
-  strings (Meltano passes env-var settings as strings) are coerced after the SDK merged files
-  and environment and before it validates; no public hook sits between the two.
-- ``Tap.sync_all`` (final) -> ``around_sync(sync)``: what must happen around the whole run
-  (state on a clean stop, the metrics push on success and failure, gc freezing).
-- ``singer_sdk.helpers._state.StateWriter`` subclass: the incremental streams' boundary
-  digests and the batched records go out before every STATE message, whoever writes it.
+which only forward to methods with public names on the tap's own classes. :data:`SDK_MEMBERS`
+names every private or final SDK member touched here, and why; ``tests/test_sdk_seams.py``
+fails when any other module of the tap overrides or reaches one.
 """
 
 from __future__ import annotations
@@ -39,6 +25,70 @@ from typing_extensions import override
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
+
+#: Every private or final Singer SDK member the tap overrides, reads or calls (only here), and why.
+SDK_MEMBERS: t.Final[dict[str, str]] = {
+    "Stream._write_record_message": (
+        "overridden -> write_record(record): the orjson fast path (records are already typed as "
+        "the schema says; the SDK's per-record conformance and message objects cost a third of "
+        "a sync's CPU) and the incremental streams' bookmark-second bookkeeping"
+    ),
+    "Stream._generate_schema_messages": (
+        "overridden -> restore_schema_annotations(schema): the SDK's schema model drops the "
+        "x-pipedrive-* and x-replace-children-of keywords of SCHEMA messages"
+    ),
+    "Stream._increment_stream_state": (
+        "overridden -> advance_bookmark(record, context): the per-record bookmark update of a "
+        "sorted stream with text timestamps, without the SDK's general path (several dict "
+        "copies and a typed comparison per record, about 8% of a sync's CPU)"
+    ),
+    "Stream._write_state_message": (
+        "overridden -> before_state_message(): a parent of child-row streams sends its pending "
+        "batch of children before its bookmark passes them (also when a run stops early); the "
+        "tap-wide StateWriter runs too late for that, inside the SDK's is_flushed check"
+    ),
+    "Stream._sync_children": (
+        "overridden -> syncs_child(child, context): a parent with per-record and child-row "
+        "children syncs each child only with the contexts meant for it (a batch of parents, or "
+        "one record's id); the SDK syncs every child with every context. Also called by "
+        "sync_children() for the last batch, which no record generates"
+    ),
+    "Stream._write_schema_message": (
+        "called by write_schema(): deal_changes writes its SCHEMA when deal_stage_changes "
+        "hands it a changelog, outside its own sync"
+    ),
+    "Stream._write_activate_version_message": (
+        "called by write_activate_version(): ACTIVATE_VERSION after a stream's last record (the "
+        "SDK sends it only before the records)"
+    ),
+    "Stream._stream_version": "read by stream_version(): the table version of this sync",
+    "Stream._tap": "read by tap_of(): the tap a stream belongs to (no public name)",
+    "Tap._streams": (
+        "read by streams_built(): the streams if discovery has already built them (the public "
+        "Tap.streams builds them, which must not happen while they are being built)"
+    ),
+    "Tap._validate_config": (
+        "overridden -> prepare_config(config): number settings given as numeric strings (Meltano "
+        "passes env-var settings as strings) are coerced after the SDK merged files and "
+        "environment and before it validates; no public hook sits between the two"
+    ),
+    "Tap._config": "passed to prepare_config(): the merged config, before validation",
+    "Tap._state_writer": (
+        "set by install_state_writer(): Tap.state_writer is read-only, backed by this"
+    ),
+    "Tap.sync_all": (
+        "final, wrapped -> around_sync(sync): what must happen around the whole run (state on a "
+        "clean stop, the metrics push on success and failure, gc freezing)"
+    ),
+    "RESTStream._request": (
+        "called by send_with_retries(): single requests outside a list read (/v1/recents, the "
+        "webhook feed's deal reads) go through the SDK's request call like request_records"
+    ),
+    "singer_sdk.helpers._state.StateWriter": (
+        "subclassed by SettlingStateWriter: the incremental streams' boundary digests and the "
+        "batched records go out before every STATE message, whoever writes it"
+    ),
+}
 
 #: Bytes per read of a response body. requests reads 10 KB at a time, 170 reads for a page of
 #: 500 deals, which costs about twice the CPU of reading it in one go.
@@ -84,14 +134,26 @@ def write_activate_version(stream: Stream, version: int) -> None:
 
 
 def sync_children(stream: Stream, context: Context) -> None:
-    """Sync the child streams for one more context (the deals' last batch of line-item ids,
-    which no record generates); ``Stream._sync_children`` has no public name."""
+    """Sync the child streams for one more context (a last batch of parents, which no record
+    generates); ``Stream._sync_children`` has no public name."""
     stream._sync_children(context)
+
+
+def write_schema(stream: Stream) -> None:
+    """Write the stream's SCHEMA messages outside its own sync
+    (``Stream._write_schema_message``)."""
+    stream._write_schema_message()
 
 
 def tap_of(stream: Stream) -> Tap:
     """The tap a stream belongs to (``Stream._tap``)."""
     return stream._tap
+
+
+def streams_built(tap: Tap) -> dict[str, Stream]:
+    """The tap's streams if they have been built, else none (``Tap._streams``): unlike
+    ``Tap.streams`` this never starts discovery, so it is safe while streams are being made."""
+    return dict(tap._streams or {})
 
 
 def records_pending(stream: Stream) -> None:
@@ -130,6 +192,30 @@ class SeamStream(RESTStream[t.Any]):
     def advance_bookmark(self, record: dict[str, t.Any], context: Context | None) -> bool:
         """Advance the bookmark for a written record; False leaves it to the SDK."""
         return False
+
+    @override
+    def _write_state_message(self) -> None:
+        self.before_state_message()
+        super()._write_state_message()
+
+    def before_state_message(self) -> None:
+        """Called each time the SDK may write this stream's STATE (before its is_flushed check)."""
+
+    @override
+    def _sync_children(self, child_context: Context | None) -> None:
+        # The SDK's own loop (null context, selection, aborted children) over the children this
+        # context is meant for: the list it reads is narrowed for the call.
+        children = self.child_streams
+        self.child_streams = [c for c in children if self.syncs_child(c, child_context)]
+        try:
+            super()._sync_children(child_context)
+        finally:
+            self.child_streams = children
+
+    def syncs_child(self, child: Stream, context: Context | None) -> bool:
+        """Whether a child context generated by this stream is meant for ``child`` (default:
+        every child gets every context, as in the SDK)."""
+        return True
 
 
 class SettlingStateWriter(StateWriter):

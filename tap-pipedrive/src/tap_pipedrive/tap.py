@@ -35,7 +35,7 @@ from tap_pipedrive.custom_fields import (
 from tap_pipedrive.incremental import IncrementalStream
 from tap_pipedrive.metrics import default_pipeline
 from tap_pipedrive.output import OrjsonSingerWriter
-from tap_pipedrive.sdk_seam import SeamTap
+from tap_pipedrive.sdk_seam import SeamTap, streams_built
 from tap_pipedrive.streams import (
     FIELD_STREAM_TYPES,
     OPT_IN_STREAM_TYPES,
@@ -325,7 +325,7 @@ class TapPipedrive(SeamTap):
             self.message_writer.write_records()
 
     def _settle_boundaries(self) -> None:
-        for stream in (self._streams or {}).values():
+        for stream in streams_built(self).values():
             if isinstance(stream, IncrementalStream):
                 stream.settle_boundary()
 

@@ -12,6 +12,8 @@ Public SDK members the target uses as documented (``message_reader_class``,
 ``SimpleSingerReader.process_lines``/``deserialize_json``, ``drain_one``, ``drain_all``,
 ``get_sink``, ``process_endofpipe``, ``Sink.process_batch``/``start_drain``/``clean_up``/
 ``activate_version``, ``SQLSink.setup``) are overridden where they are, not here.
+:data:`SDK_MEMBERS` names every private or final SDK member touched here, and why;
+``tests/test_sdk_seams.py`` fails when any other module of the target overrides or reaches one.
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ from __future__ import annotations
 import abc
 import functools
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from types import FrameType
-from typing import IO, Any
+from typing import IO, Any, Final
 
 from singer_sdk.sinks import Sink
 from singer_sdk.sql import SQLSink, SQLTarget
@@ -29,6 +31,57 @@ from singer_sdk.sql import SQLSink, SQLTarget
 from target_pipeboard_postgres.connector import PostgresConnector
 
 DELETED_AT = "_sdc_deleted_at"
+
+#: Every private or final Singer SDK member the target overrides, reads or calls (only here), and
+#: why (the comment at each override says more).
+SDK_MEMBERS: Final[dict[str, str]] = {
+    "PluginBase._validate_config": (
+        "overridden -> normalize_config(config): after the merge of files and environment, "
+        "before validation; no public hook runs there"
+    ),
+    "PluginBase._config": "passed to normalize_config(): the merged config, before validation",
+    "Target._process_record_message": "overridden -> handle_record: the hot path",
+    "Target._process_schema_message": (
+        "overridden -> handle_schema: validation, one table per stream, buffered rows loaded "
+        "before the SDK replaces the sink"
+    ),
+    "Target._process_state_message": (
+        "overridden -> handle_state: STATE once the records before it are committed"
+    ),
+    "Target._process_activate_version_message": (
+        "overridden -> handle_activate_version: validated first; STATE may advance after it"
+    ),
+    "Target._handle_max_record_age": (
+        "overridden -> check_batch_age: batch_wait_limit_seconds replaces the SDK's 5 minutes"
+    ),
+    "Target._drain_all": "wrapped -> after_drain: the ledger releases what drains committed",
+    "Target._handle_termination": "wrapped -> before_termination: no idle drain meanwhile",
+    "Target._write_state_message": (
+        "called by emit_state(): STATE goes out the SDK's way, when the ledger releases it"
+    ),
+    "Target._sinks_active": (
+        "read by active_sink() and active_sinks(): the per-record lookup (get_sink re-checks "
+        "the schema) and the run's sinks at its end"
+    ),
+    "SQLTarget._target_connector": (
+        "read and set by target_connector: the SDK builds the connector as "
+        "connector_class(config); the target's also takes the ledger's loader"
+    ),
+    "BaseSingerReader.process_lines": (
+        "final, wrapped -> run_lines: the batch-age watcher runs while lines are read; on "
+        "failure the good buffered rows are salvaged"
+    ),
+    "BaseSingerReader.listen": (
+        "final, wrapped -> run_listen: a failed run closes its connection and pushes metrics"
+    ),
+    "Sink._remove_sdc_metadata_from_schema": (
+        "wrapped: a declared _sdc_deleted_at marks deletions and is kept"
+    ),
+    "Sink._key_properties": (
+        "read by tap_key_properties: the key properties as the tap named them (SQLSink's "
+        "key_properties conforms them to column names, which the target maps itself)"
+    ),
+}
 
 
 class TargetSeam(SQLTarget):
@@ -98,6 +151,14 @@ class TargetSeam(SQLTarget):
         the per-record lookup. ``_sinks_active`` (stream -> sink) is checked by the seam tests.
         """
         return self._sinks_active.get(stream)
+
+    def active_sinks(self) -> list[Sink]:
+        """The run's current sinks, one per stream (``_sinks_active``)."""
+        return list(self._sinks_active.values())
+
+    def emit_state(self, state: dict[str, Any]) -> None:
+        """Write one STATE message the SDK's way (``Target._write_state_message``)."""
+        self._write_state_message(state)
 
     @property
     def connector_opened(self) -> bool:
@@ -178,6 +239,12 @@ class SinkSeam(SQLSink[PostgresConnector]):
         schema = args[2] if len(args) > 2 else kwargs["schema"]
         self._declares_deleted_at = DELETED_AT in (schema.get("properties") or {})
         super().__init__(*args, **kwargs)
+
+    @property
+    def tap_key_properties(self) -> Sequence[str]:
+        """The key properties as the tap sent them (``Sink._key_properties``); the SDK's
+        ``SQLSink.key_properties`` conforms them to column names, which the target does apart."""
+        return self._key_properties
 
     def _remove_sdc_metadata_from_schema(self) -> None:
         # Why: without `add_record_metadata` the SDK removes every `_sdc_*` property; a tap

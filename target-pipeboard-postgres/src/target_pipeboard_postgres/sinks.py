@@ -99,7 +99,7 @@ class PostgresSink(SinkSeam):
         method = self.config.get("load_method") or "upsert"
         self._overwrite = method == "overwrite"
         self._keyed = method in {"upsert", "overwrite"}  # rows are upserted by the stream's key
-        self._upsert = method in {"upsert", "overwrite"} and bool(self._key_properties)
+        self._upsert = method in {"upsert", "overwrite"} and bool(self.tap_key_properties)
         self._hard_delete = bool(self.config.get("hard_delete"))
         self._fill_metadata = self.include_sdc_metadata_properties
         self.layout: TableLayout | None = None
@@ -144,7 +144,7 @@ class PostgresSink(SinkSeam):
     @property
     def key_properties(self) -> Sequence[str]:
         """Key properties as the tap named them (columns are mapped separately)."""
-        return self._key_properties
+        return self.tap_key_properties
 
     # Setup: the table follows the schema
 
@@ -153,7 +153,7 @@ class PostgresSink(SinkSeam):
         properties = self.schema.get("properties")
         if not isinstance(properties, dict):
             raise SchemaError(self.stream_name, None, "it has no `properties` object")
-        missing = [k for k in self._key_properties if k not in properties]
+        missing = [k for k in self.tap_key_properties if k not in properties]
         if missing:
             raise SchemaError(
                 self.stream_name,
@@ -170,7 +170,7 @@ class PostgresSink(SinkSeam):
                 raise SchemaError(self.stream_name, line, f"property {prop!r}: {exc}") from None
         self._versioned = sql_builders.TABLE_VERSION in properties
         try:
-            self._children_of = child_sets.parent_properties(self.schema, self._key_properties)
+            self._children_of = child_sets.parent_properties(self.schema, self.tap_key_properties)
         except ValueError as exc:
             raise SchemaError(self.stream_name, self._target.current_line, str(exc)) from None
         if self._children_of and not self._hard_delete:
@@ -186,14 +186,14 @@ class PostgresSink(SinkSeam):
             self.schema_name, self.table_name
         )
         history = self._target.history_table(
-            self.stream_name, self.table_name, self._key_properties
+            self.stream_name, self.table_name, self.tap_key_properties
         )
         try:
             self.layout = self.connector.prepare_table_layout(
                 schema=self.schema_name,
                 table=self.table_name,
                 properties=self.schema["properties"],
-                key_properties=self._key_properties,
+                key_properties=self.tap_key_properties,
                 extra_tables=extra,
                 primary_key=self._upsert,
                 reset_extra_tables=fresh_shadow,
@@ -272,9 +272,9 @@ class PostgresSink(SinkSeam):
 
     def add_record(self, record: dict[str, Any], line: int | None, nbytes: int, seq: int) -> None:
         """Buffer one record's row (the values in column order, converted for COPY)."""
-        key = tuple([record.get(k) for k in self._key_properties])
+        key = tuple([record.get(k) for k in self.tap_key_properties])
         if None in key:
-            missing = [k for k in self._key_properties if record.get(k) is None]
+            missing = [k for k in self.tap_key_properties if record.get(k) is None]
             raise RecordMissingKeyError(self.stream_name, line, missing)
         try:
             if key in self._seen_keys:
@@ -406,7 +406,7 @@ class PostgresSink(SinkSeam):
 
         measure = self._target.quality.enabled
         props = list(self._props)
-        key_positions = [props.index(k) for k in self._key_properties if k in props]
+        key_positions = [props.index(k) for k in self.tap_key_properties if k in props]
         classified: list[tuple[int, int, int] | None] = []
 
         def classify(conn: psycopg.Connection[Any], stage: str) -> None:

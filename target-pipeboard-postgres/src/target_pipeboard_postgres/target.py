@@ -81,7 +81,7 @@ class TargetPipeboardPostgres(TargetSeam):
             wait_limit=float(
                 self.config.get("batch_wait_limit_seconds") or settings.DEFAULT_BATCH_WAIT_LIMIT
             ),
-            write_state=self._write_state_message,
+            write_state=self.emit_state,
             drain_all=self.drain_all,
         )
         # Fail at start, not at the first SCHEMA, when no database is configured.
@@ -375,7 +375,7 @@ class TargetPipeboardPostgres(TargetSeam):
     def _sweep_partitions(self) -> None:
         """Rows the run's expansions wrote into DEFAULT partitions (versions rebuilt from
         changelogs into a partitioned history table) get their partitions."""
-        for sink in list(self._sinks_active.values()):
+        for sink in self.active_sinks():
             layout = sink.layout if isinstance(sink, PostgresSink) else None
             if layout is not None and layout.partitioned:
                 self.target_connector.sweep_partitions(layout)

@@ -14,15 +14,16 @@ from __future__ import annotations
 import datetime as dt
 import typing as t
 
-from singer_sdk.exceptions import AbortedSyncFailedException, AbortedSyncPausedException
 from typing_extensions import override
 
 from tap_pipedrive.client import DELETED_AT, PipedriveStream
 from tap_pipedrive.pagination import response_body
 from tap_pipedrive.resilience import GoneError
+from tap_pipedrive.sdk_seam import sync_children
 
 if t.TYPE_CHECKING:
     import requests
+    from singer_sdk import Stream
     from singer_sdk.helpers.types import Context
 
 #: Parent records whose children are sent in one child sync.
@@ -115,11 +116,10 @@ class PerParentStream(PipedriveStream):
         return schema
 
     @override
-    def _generate_schema_messages(self) -> t.Generator[t.Any, None, None]:
-        for message in super()._generate_schema_messages():
-            if self.replaces_children:
-                message.schema[REPLACE_CHILDREN_OF] = [self.parent_column]
-            yield message
+    def restore_schema_annotations(self, schema: dict[str, t.Any]) -> None:
+        super().restore_schema_annotations(schema)
+        if self.replaces_children:
+            schema[REPLACE_CHILDREN_OF] = [self.parent_column]
 
     @override
     def get_url(self, context: Context | None) -> str:
@@ -210,10 +210,9 @@ class ChildRowsStream(PipedriveStream):
         return schema
 
     @override
-    def _generate_schema_messages(self) -> t.Generator[t.Any, None, None]:
-        for message in super()._generate_schema_messages():
-            message.schema[REPLACE_CHILDREN_OF] = list(self.parent_keys)
-            yield message
+    def restore_schema_annotations(self, schema: dict[str, t.Any]) -> None:
+        super().restore_schema_annotations(schema)
+        schema[REPLACE_CHILDREN_OF] = list(self.parent_keys)
 
     def rows_of(
         self, parent: dict[str, t.Any], keys: dict[str, t.Any], *, mark_empty: bool = True
@@ -331,32 +330,27 @@ class ChildRowsParent(PipedriveStream):
         self._batches += 1
         return {"parent_batch": self._batches, "mark_empty": mark_empty}
 
+    def send_pending_children(self) -> None:
+        """Sync the children of the parents read since the last batch."""
+        if self._pending_parents:
+            sync_children(self, self._take_batch())
+
     @override
     def finish_full_read(self) -> None:
-        if self._pending_parents:
-            self._sync_children(self._take_batch())
+        self.send_pending_children()
         super().finish_full_read()
 
     @override
-    def _sync_children(self, child_context: Context | None) -> None:
+    def syncs_child(self, child: Stream, context: Context | None) -> bool:
         # A batch of child rows goes to the child-row streams, a record's id to the per-record
         # streams: each child is synced only with the contexts meant for it.
-        for child in self.child_streams:
-            if not context_for(child, child_context):
-                continue
-            if child.selected or child.has_selected_descendents:
-                try:
-                    child.sync(context=child_context)
-                except (AbortedSyncFailedException, AbortedSyncPausedException):
-                    continue  # as the SDK does: the other children still get their rows
+        return context_for(child, context)
 
     @override
-    def _write_state_message(self) -> None:
+    def before_state_message(self) -> None:
         # A bookmark never passes a parent whose children are still pending: they are sent
         # first (also when a run stops early, e.g. at its budget or record limit).
-        if self._pending_parents:
-            self._sync_children(self._take_batch())
-        super()._write_state_message()
+        self.send_pending_children()
 
 
 def context_for(child: t.Any, context: Context | None) -> bool:

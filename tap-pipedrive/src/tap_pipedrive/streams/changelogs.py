@@ -36,7 +36,8 @@ from tap_pipedrive.backfill import (
 from tap_pipedrive.changelog_records import ChangeTyper, change_records, schema
 from tap_pipedrive.client import PipedriveStream
 from tap_pipedrive.resilience import GoneError
-from tap_pipedrive.streams.history_base import STATE_KEY_INCREMENTAL, BudgetStop, HistoryStream
+from tap_pipedrive.sdk_seam import streams_built, tap_of, write_schema
+from tap_pipedrive.streams.history_base import STATE_KEY_INCREMENTAL, HistoryStream
 from tap_pipedrive.streams.stage_changes import SKIPPED_PER_STATE, DealStageChangesStream
 from tap_pipedrive.webhooks.changes import ChangeFeed, change_feed
 from tap_pipedrive.webhooks.feed import (
@@ -48,6 +49,7 @@ from tap_pipedrive.webhooks.feed import (
 )
 
 if t.TYPE_CHECKING:
+    from singer_sdk import Stream
     from singer_sdk.helpers.types import Context
 
     from tap_pipedrive.tap import TapPipedrive
@@ -68,7 +70,7 @@ for _name, _id_key in (
 
 def typer_for(tap: TapPipedrive, entity_stream: str, entity: str) -> ChangeTyper:
     """Columns as the entity's own stream names them (earlier runs' custom-field names kept)."""
-    stream = tap.streams.get(entity_stream) if tap._streams else None
+    stream = streams_built(tap).get(entity_stream)
     fields = (
         stream.custom_fields
         if isinstance(stream, PipedriveStream)
@@ -88,7 +90,7 @@ class _ChangeRecords:
 
     def typer(self) -> ChangeTyper:
         if self._typer is None:
-            tap = t.cast("TapPipedrive", getattr(self, "_tap"))  # noqa: B009
+            tap = t.cast("TapPipedrive", tap_of(t.cast("Stream", self)))
             self._typer = typer_for(tap, self.entity_stream, self.entity)
         return self._typer
 
@@ -125,7 +127,7 @@ class DealChangesStream(_ChangeRecords, DealStageChangesStream):
 
     def shared(self) -> bool:
         """Whether ``deal_stage_changes`` reads the changelogs for this stream in this run."""
-        stage = self._tap.streams.get(STAGE_STREAM)
+        stage = tap_of(self).streams.get(STAGE_STREAM)
         return (
             isinstance(stage, DealStageChangesStream)
             and stage.selected
@@ -148,11 +150,11 @@ class DealChangesStream(_ChangeRecords, DealStageChangesStream):
     def emit_shared(self, deal_id: int, items: list[dict[str, t.Any]]) -> None:
         """Write the change records of a changelog the stage stream has read."""
         if not self._schema_sent:
-            self._write_schema_message()
+            write_schema(self)
             self._schema_sent = True
         self.shared_deals += 1
         for record in change_records(self.typer(), self.id_key, deal_id, items):
-            self._write_record_message(record)
+            self.write_record(record)
 
     def webhook_changes(self, feed: StageFeed) -> ChangeFeed:
         """The change records of the deal events the stage feed read (made once per feed)."""
@@ -164,10 +166,10 @@ class DealChangesStream(_ChangeRecords, DealStageChangesStream):
         """Write the change records of the deal events ``deal_stage_changes`` read."""
         records = self.webhook_changes(feed).records
         if records and not self._schema_sent:
-            self._write_schema_message()
+            write_schema(self)
             self._schema_sent = True
         for record in records:
-            self._write_record_message(record)
+            self.write_record(record)
         self.webhook_records += len(records)
 
     def webhook_explains(self, feed: StageFeed, deal: DealHead, gate: dt.datetime | None) -> bool:
@@ -345,48 +347,28 @@ class ContactChangesStream(_ChangeRecords, HistoryStream):
         progress = ContactBackfill.from_state(self.stream_state)
         progress.unit = f"{self.entity}s"
         progress.label = f"{self.entity} history backfill"
-        if progress.complete:
-            self.logger.info(progress.complete_message())
-            return
-        progress.start_run(dt.datetime.now(dt.UTC))
-        budget = self.api.budget
-        spent_before, tokens_before = budget.spent_this_run, progress.tokens
-        cost = self.cost_of(self.changelog_path)
-        list_cost = self.cost_of(self.list_path)
+        yield from self.run_backfill(progress, self.name)
 
-        def save() -> None:
-            progress.tokens = tokens_before + budget.spent_this_run - spent_before
-            self.save_state("backfill", progress.to_state())
+    @override
+    def backfill_listing(
+        self, cursors: Mapping[str, str | None]
+    ) -> t.Iterator[tuple[str, str | None, DealHead]]:
+        query = {"sort_by": "id", "sort_direction": "asc"}
+        for token, record in self._records_of(query, cursors.get(self.list_path)):
+            yield self.list_path, token, record
 
-        try:
-            if progress.total is None and not progress.listed:
-                self._count(progress)
-            save()
-            if not progress.listed:
-                query = {"sort_by": "id", "sort_direction": "asc"}
-                cursor = progress.page_cursors.get(self.list_path)
-                for token, record in self._records_of(query, cursor):
-                    if record.id <= progress.after_id:
-                        continue
-                    if not self.room_for(cost + list_cost):
-                        raise BudgetStop(cost + list_cost)
-                    before = budget.spent_this_run
-                    changes = self._changes(record.id)
-                    yield from changes or []
-                    progress.page_cursors[self.list_path] = token
-                    outcome = "gone" if changes is None else "done"
-                    progress.record_deal(record, budget.spent_this_run - before, outcome)
-                    save()
-                progress.finish_listing(dt.datetime.now(dt.UTC))
-            progress.finish(dt.datetime.now(dt.UTC))
-        except BudgetStop as stop:
-            self.logger.info(
-                self.stop_message(self.name, stop.cost, f"after {self.entity} {progress.after_id}")
-            )
-        save()
-        self.logger.info(progress.summary(budget.spent_this_run - spent_before, budget.run_cap))
+    @override
+    def backfill_read(self, record: DealHead) -> tuple[str, list[dict[str, t.Any]]]:
+        changes = self._changes(record.id)
+        return ("gone", []) if changes is None else ("done", changes)
 
-    def _count(self, progress: BackfillProgress) -> None:
+    @override
+    def backfill_cost(self, *, list_page: bool) -> int:
+        page = self.cost_of(self.list_path) if list_page else 0
+        return self.cost_of(self.changelog_path) + page
+
+    @override
+    def backfill_count(self, progress: BackfillProgress) -> None:
         total = 0
         newest: dt.datetime | None = None
         for _, record in self._records_of({}):

@@ -12,6 +12,7 @@ whole. Their checkpoints go through :meth:`PipedriveStream.write_checkpoint`.
 
 from __future__ import annotations
 
+import abc
 import datetime as dt
 import typing as t
 from collections.abc import Mapping
@@ -20,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 from typing_extensions import override
 
-from tap_pipedrive.backfill import BackfillProgress
+from tap_pipedrive.backfill import MAX_BACKFILL_RETRIES, BackfillProgress
 from tap_pipedrive.client import PipedriveStream
 from tap_pipedrive.pagination import EnvelopePaginator, response_body
 from tap_pipedrive.session import tag_of
@@ -32,6 +33,8 @@ if t.TYPE_CHECKING:
 
 #: The incremental mode's state key (the name is the stage history's, the first such stream).
 STATE_KEY_INCREMENTAL = "stage_changes"
+#: The backfill's state key.
+STATE_KEY_BACKFILL = "backfill"
 #: A first incremental run reads the histories of records active this many days before the
 #: newest update (``stage_history_initial_days``).
 INITIAL_DAYS = 30
@@ -82,6 +85,8 @@ class HistoryStream(PipedriveStream):
     deleted_flags = ()
     #: What one history belongs to, for messages ("deal", "person", "organization").
     entity: t.ClassVar[str]
+    #: The history endpoint read per record, for messages (``changelog`` or ``flow``).
+    source = "changelog"
     #: History requests of this run (one per page).
     history_calls = 0
 
@@ -231,3 +236,88 @@ class HistoryStream(PipedriveStream):
         """Keep ``value`` under ``key`` in the stream's state and write the state now."""
         self.stream_state[key] = value
         self.write_checkpoint()
+
+    # -- the backfill: every record's history once, in id order, across runs ----------------
+
+    @abc.abstractmethod
+    def backfill_listing(
+        self, cursors: Mapping[str, str | None]
+    ) -> t.Iterator[tuple[str, str | None, DealHead]]:
+        """(list path, its page's cursor, record) of every record in id order, each list
+        resumed at its saved cursor."""
+
+    @abc.abstractmethod
+    def backfill_read(self, record: DealHead) -> tuple[str, list[dict[str, t.Any]]]:
+        """(outcome, change records) of one record: ``done``, ``gone`` or ``held_back``."""
+
+    @abc.abstractmethod
+    def backfill_cost(self, *, list_page: bool) -> int:
+        """Tokens the next record may cost (with the list page it may end, if ``list_page``)."""
+
+    @abc.abstractmethod
+    def backfill_count(self, progress: BackfillProgress) -> None:
+        """Note the records' total and the newest update (``as_of``) in ``progress``."""
+
+    def run_backfill(self, progress: BackfillProgress, label: str) -> t.Iterator[dict[str, t.Any]]:
+        """One run of the backfill: the records held back by an earlier run, then the lists
+        from where the last run stopped, until done or until the next record's cost does not
+        fit the budget. The progress is saved after every record; ``label`` names the
+        backfill in messages."""
+        if progress.complete:
+            # A job that runs "until done": once done, its runs cost nothing at all.
+            self.logger.info(progress.complete_message())
+            return
+        progress.start_run(dt.datetime.now(dt.UTC))
+        budget = self.api.budget
+        spent_before, tokens_before = budget.spent_this_run, progress.tokens
+
+        def save() -> None:
+            progress.tokens = tokens_before + budget.spent_this_run - spent_before
+            self.save_state(STATE_KEY_BACKFILL, progress.to_state())
+
+        def read(
+            record: DealHead, *, list_page: bool
+        ) -> t.Generator[dict[str, t.Any], None, tuple[str, int]]:
+            cost = self.backfill_cost(list_page=list_page)
+            if not self.room_for(cost):
+                raise BudgetStop(cost)
+            before = budget.spent_this_run
+            outcome, records = self.backfill_read(record)
+            yield from records
+            return outcome, budget.spent_this_run - before
+
+        try:
+            if progress.total is None and not progress.listed:
+                self.backfill_count(progress)
+            save()
+            # Records held back by an earlier run first: the backfill is not done without them.
+            for held in list(progress.held_back):
+                record = DealHead.from_record(held)
+                outcome, spent = yield from read(record, list_page=False)
+                if progress.record_retry(record.id, spent, outcome):
+                    self.logger.warning(
+                        "%s %d: the %s still disagrees with the %s record after %d retries; "
+                        "given up (listed under given_up in the backfill state)",
+                        self.entity,
+                        record.id,
+                        self.source,
+                        self.entity,
+                        MAX_BACKFILL_RETRIES,
+                    )
+                save()
+            if not progress.listed:
+                for path, token, record in self.backfill_listing(progress.page_cursors):
+                    if record.id <= progress.after_id:
+                        continue
+                    outcome, spent = yield from read(record, list_page=True)
+                    progress.page_cursors[path] = token
+                    progress.record_deal(record, spent, outcome)
+                    save()
+                progress.finish_listing(dt.datetime.now(dt.UTC))
+            progress.finish(dt.datetime.now(dt.UTC))
+        except BudgetStop as stop:
+            self.logger.info(
+                self.stop_message(label, stop.cost, f"after {self.entity} {progress.after_id}")
+            )
+        save()
+        self.logger.info(progress.summary(budget.spent_this_run - spent_before, budget.run_cap))

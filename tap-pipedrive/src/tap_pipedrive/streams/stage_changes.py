@@ -50,8 +50,9 @@ from singer_sdk.exceptions import FatalAPIError
 from typing_extensions import override
 
 from tap_pipedrive.api import OPENAPI
-from tap_pipedrive.backfill import MAX_BACKFILL_RETRIES, BackfillProgress
+from tap_pipedrive.backfill import BackfillProgress
 from tap_pipedrive.resilience import GoneError
+from tap_pipedrive.sdk_seam import tap_of
 from tap_pipedrive.stage_plan import (
     MAX_HELD_BACK,
     MODES,
@@ -64,7 +65,6 @@ from tap_pipedrive.stage_plan import stage_time as parse_time
 from tap_pipedrive.streams.history_base import (
     INITIAL_DAYS,
     STATE_KEY_INCREMENTAL,
-    BudgetStop,
     HistoryStream,
 )
 from tap_pipedrive.timestamps import format_time
@@ -229,7 +229,6 @@ ARCHIVED_PATH = "/api/v2/deals/archived"
 STAGES_PATH = "/api/v2/stages"
 PER_DEAL_PATHS = {"changelog": "/api/v1/deals/{id}/changelog", "flow": "/api/v1/deals/{id}/flow"}
 DEAL_STATUSES = "open,won,lost,deleted"
-STATE_KEY_BACKFILL = "backfill"
 SKIPPED_PER_STATE = 500
 
 
@@ -322,13 +321,13 @@ class DealStageChangesStream(HistoryStream):
     def on_changelog(self, deal_id: int, items: list[dict[str, t.Any]]) -> None:
         """A deal's whole changelog was read: it also feeds ``deal_changes`` when selected
         (one call for both streams; see :mod:`tap_pipedrive.streams.changelogs`)."""
-        changes = self._tap.streams.get("deal_changes")
+        changes = tap_of(self).streams.get("deal_changes")
         if changes is not None and changes is not self and changes.selected:
             t.cast("t.Any", changes).emit_shared(deal_id, items)
 
     def _shared_changes(self) -> t.Any:
         """``deal_changes`` when it reads this stream's changelogs in this run, else None."""
-        changes = self._tap.streams.get("deal_changes")
+        changes = tap_of(self).streams.get("deal_changes")
         if changes is None or changes is self or not changes.selected:
             return None
         return changes if t.cast("t.Any", changes).shared() else None
@@ -487,75 +486,37 @@ class DealStageChangesStream(HistoryStream):
 
     def _backfill(self) -> t.Iterator[dict[str, t.Any]]:
         progress = BackfillProgress.from_state(self.stream_state)
-        if progress.complete:
-            # The nightly job runs "until done": once done, its runs cost nothing at all.
-            self.logger.info(progress.complete_message())
-            return
-        progress.start_run(dt.datetime.now(dt.UTC))
-        budget = self.api.budget
-        spent_before, tokens_before = budget.spent_this_run, progress.tokens
-        per_deal_cost = self.cost_of(PER_DEAL_PATHS[self.source])
-        list_cost = max(self.cost_of(path) for path in self._deal_lists())
-
-        def save() -> None:
-            progress.tokens = tokens_before + budget.spent_this_run - spent_before
-            self.save_state(STATE_KEY_BACKFILL, progress.to_state())
-
-        def next_deal_cost(list_page: int) -> int:
-            """A deal's call, the stage dictionary on the first, and a list page if it ends."""
-            stages = self.cost_of(STAGES_PATH) if self._stage_pipelines is None else 0
-            return per_deal_cost + stages + list_page
-
-        try:
-            if progress.total is None and not progress.listed:
-                self._count_deals(progress, list_cost)
-            save()
-            # Deals held back by an earlier run first: the backfill is not done without them.
-            for held in list(progress.held_back):
-                cost = next_deal_cost(0)
-                if not self.room_for(cost):
-                    raise BudgetStop(cost)
-                deal = DealHead.from_record(held)
-                before = budget.spent_this_run
-                outcome, records = self._deal_records(deal)
-                yield from records
-                if progress.record_retry(deal.id, budget.spent_this_run - before, outcome):
-                    self.logger.warning(
-                        "deal %d: the %s still disagrees with the deal record after %d "
-                        "retries; given up (listed under given_up in the backfill state)",
-                        deal.id,
-                        self.source,
-                        MAX_BACKFILL_RETRIES,
-                    )
-                save()
-            if not progress.listed:
-                for path, token, deal in self._deals("id", {}, progress.page_cursors):
-                    if deal.id <= progress.after_id:
-                        continue
-                    cost = next_deal_cost(list_cost)
-                    if not self.room_for(cost):
-                        raise BudgetStop(cost)
-                    before = budget.spent_this_run
-                    outcome, records = self._deal_records(deal)
-                    yield from records
-                    progress.page_cursors[path] = token
-                    progress.record_deal(deal, budget.spent_this_run - before, outcome)
-                    save()
-                progress.finish_listing(dt.datetime.now(dt.UTC))
-            progress.finish(dt.datetime.now(dt.UTC))
-        except BudgetStop as stop:
-            self.logger.info(
-                self.stop_message(
-                    "stage history backfill", stop.cost, f"after deal {progress.after_id}"
-                )
-            )
-        save()
-        self.logger.info(progress.summary(budget.spent_this_run - spent_before, budget.run_cap))
-        if progress.complete:
+        was_complete = progress.complete
+        yield from self.run_backfill(progress, "stage history backfill")
+        if progress.complete and not was_complete:
             self.logger.info(
                 "stage history backfill: complete; later runs of this job request nothing. %s",
                 progress.handover(),
             )
+
+    @override
+    def backfill_listing(
+        self, cursors: Mapping[str, str | None]
+    ) -> t.Iterator[tuple[str, str | None, DealHead]]:
+        return self._deals("id", {}, cursors)
+
+    @override
+    def backfill_read(self, record: DealHead) -> tuple[str, list[dict[str, t.Any]]]:
+        return self._deal_records(record)
+
+    @override
+    def backfill_cost(self, *, list_page: bool) -> int:
+        # A deal's call, the stage dictionary on the first, and a list page if it ends.
+        stages = self.cost_of(STAGES_PATH) if self._stage_pipelines is None else 0
+        page = self._list_cost() if list_page else 0
+        return self.cost_of(PER_DEAL_PATHS[self.source]) + stages + page
+
+    @override
+    def backfill_count(self, progress: BackfillProgress) -> None:
+        self._count_deals(progress, self._list_cost())
+
+    def _list_cost(self) -> int:
+        return max(self.cost_of(path) for path in self._deal_lists())
 
     def _count_deals(self, progress: BackfillProgress, list_cost: int) -> None:
         """Total deals, for progress (one list request per 500 deals, done once).

@@ -300,14 +300,14 @@ def consume(stream: PipedriveStream) -> FeedResult | None:
     for row in rows:
         record = Base.post_process(stream, row, None)
         if record is not None:
-            Base._write_record_message(stream, record)
+            stream.write_record(record)
             result.emitted += 1
     for start in range(0, len(to_fetch), IDS_PER_REQUEST):
         batch = to_fetch[start : start + IDS_PER_REQUEST]
         for fetched_row in fetch_by_ids(stream, batch, result):
             record = Base.post_process(stream, fetched_row, None)
             if record is not None:
-                Base._write_record_message(stream, record)
+                stream.write_record(record)
                 result.emitted += 1
                 result.fetched += 1
     position = events[-1].position
