@@ -5,8 +5,9 @@ before its poll, the events stored since the position in its state (``webhook_po
 
 - the latest event per record wins; a create or change whose ``data`` holds every selected
   column (custom fields converted from the webhook shape, e.g. ``{"type": "enum", "id": 3}``
-  -> ``3``) is emitted as it is; the others are fetched by id from the stream's own v2 list
-  (``ids``, 100 per request), never one request per record;
+  -> ``3``; time and time-range zones from what earlier records said, :mod:`.zones`) is
+  emitted as it is; the others are fetched by id from the stream's own v2 list (``ids``, 100
+  per request), never one request per record;
 - a delete becomes the record's last state (``previous``) flagged deleted, so it carries
   ``_sdc_deleted_at`` (the delete of a merge, with ``meta.merged_to_id``, too; the survivor's
   change event updates the survivor);
