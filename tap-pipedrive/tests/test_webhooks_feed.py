@@ -199,3 +199,94 @@ def test_a_merge_flags_the_merged_deal_deleted_and_updates_the_survivor(
     assert by_id[survivor["id"]]["_sdc_deleted_at"] is None
     now = next(d for d in sim.truth("deals") if d["id"] == survivor["id"])
     assert by_id[survivor["id"]]["update_time"] == now["update_time"]
+
+
+def _zoned_deals(sim, count):
+    """Open deals holding both a time and a time-range custom-field value."""
+    account = sim.simulator.account
+    time_key, range_key = (
+        next(f.key for f in account.custom["deal"] if f.field_type == kind)
+        for kind in ("time", "timerange")
+    )
+    deals = [
+        d
+        for d in sim.truth("deals")
+        if d["status"] == "open"
+        and not d.get("is_archived")
+        and (d.get("custom_fields") or {}).get(time_key)
+        and (d.get("custom_fields") or {}).get(range_key)
+    ]
+    return deals[:count], time_key, range_key
+
+
+def test_time_fields_take_learned_zones_and_cost_nothing(
+    pipedrive_simulator, receiver, postgres_url, pg_schema, run, config_for, catalog_with
+):
+    sim = pipedrive_simulator
+    register(WebhookApi(sim.base_url, sim.api_token), receiver.url, Credentials(USER, PASSWORD))
+    config = config_for(sim, webhook_database_url=postgres_url, webhook_schema=pg_schema)
+    catalog = catalog_with(config, ["deals"])
+    first = run(config, catalog=catalog)  # the first run polls: the zones are learned
+    assert first.error is None
+    sim.advance(600)
+    sim.reset_stats()
+    idle = run(config, state=first.state, catalog=catalog)
+    assert idle.error is None
+    idle_tokens = sim.stats()["total"]["tokens"]
+
+    (edited, ranged), _, range_key = _zoned_deals(sim, 2)
+    polled = run(config_for(sim), catalog=catalog_with(config_for(sim), ["deals"]))
+    before = {r["id"]: r for r in polled.records("deals")}
+    sim.advance(60)
+    sim.update("deals", edited["id"], value=12345.0)  # the time fields unchanged
+    _settle(sim)
+    sim.reset_stats()
+    second = run(config, state=idle.state, catalog=catalog)
+    assert second.error is None
+    assert sim.stats()["total"]["tokens"] == idle_tokens, sim.stats()["endpoints"]
+    record = next(r for r in second.records("deals") if r["id"] == edited["id"])
+    # Column for column the record polling gives (both zone names included).
+    assert record == {
+        **before[edited["id"]],
+        "value": 12345.0,
+        "update_time": record["update_time"],
+    }
+    polled = run(config_for(sim), catalog=catalog_with(config_for(sim), ["deals"]))
+    truth = {r["id"]: r for r in polled.records("deals")}
+    assert record == truth[edited["id"]]
+    zone_columns = [k for k in record if k.endswith("_timezone_name")]
+    assert len(zone_columns) == 2
+    assert all(record[k] for k in zone_columns)
+
+    # A range whose zone changes is listed in `previous`: that deal is fetched by id.
+    new_range = {
+        "start": "06:00:00",
+        "end": "14:00:00",
+        "timezone_id": 2,
+        "timezone_name": "Europe/Berlin",
+    }
+    sim.advance(60)
+    sim.update("deals", ranged["id"], **{range_key: new_range})
+    _settle(sim)
+    sim.reset_stats()
+    third = run(config, state=second.state, catalog=catalog)
+    assert third.error is None
+    endpoints = sim.stats()["endpoints"]
+    assert sim.stats()["total"]["tokens"] == idle_tokens + 10, endpoints
+    assert endpoints["GET /api/v2/deals"]["requests"] == 1
+    polled = run(config_for(sim), catalog=catalog_with(config_for(sim), ["deals"]))
+    truth = {r["id"]: r for r in polled.records("deals")}
+    fetched = next(r for r in third.records("deals") if r["id"] == ranged["id"])
+    assert fetched == truth[ranged["id"]]
+    assert "Europe/Berlin" in fetched.values()
+
+    # The fetched range is remembered: an edit of that deal now costs nothing either.
+    sim.advance(60)
+    sim.update("deals", ranged["id"], value=777.0)
+    _settle(sim)
+    sim.reset_stats()
+    fourth = run(config, state=third.state, catalog=catalog)
+    assert fourth.error is None
+    assert sim.stats()["total"]["tokens"] == idle_tokens
+    record = next(r for r in fourth.records("deals") if r["id"] == ranged["id"])
+    assert record == {**fetched, "value": 777.0, "update_time": record["update_time"]}

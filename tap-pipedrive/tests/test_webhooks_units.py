@@ -19,6 +19,7 @@ from tap_pipedrive.webhooks.feed import (
     stage_records,
 )
 from tap_pipedrive.webhooks.payload import Rejected, parse
+from tap_pipedrive.webhooks.zones import ZoneMemory, Zones
 from webhook_support import example
 
 SPEC = Path(__file__).resolve().parents[2] / "vendor" / "pipedrive-openapi"
@@ -153,3 +154,116 @@ def test_parse_names_what_is_wrong():
         ),
         Event,
     )
+
+
+# -- time zones learned from written records (webhooks.zones) ------------------------------------
+
+TIME = CustomField(key="t" * 40, name="Call time", field_type="time", column="call_time")
+RANGE = CustomField(key="r" * 40, name="Hours", field_type="timerange", column="hours")
+ALL_COLUMNS = {c for f in (TIME, RANGE) for c in f.schema_properties()}
+
+
+def _zones(**kw):
+    return Zones(zoned=frozenset({TIME.key, RANGE.key}), remembered=frozenset({RANGE.key}), **kw)
+
+
+def test_a_time_value_takes_its_zone_name_from_the_learned_map():
+    zones = _zones(names={3: "Europe/Tallinn"})
+    value = {"type": "time", "value": "10:30:00", "timezone_id": 3}
+    assert rest_custom_value(TIME, value, zones, 1) == {
+        "value": "10:30:00",
+        "timezone_id": 3,
+        "timezone_name": "Europe/Tallinn",
+    }
+    # A zone id never seen: fetched.
+    with pytest.raises(Incomplete):
+        rest_custom_value(TIME, {**value, "timezone_id": 4}, zones, 1)
+
+
+def test_a_time_range_takes_the_zone_remembered_for_the_same_record_and_range():
+    zones = _zones(ranges={(7, RANGE.key): ("09:00:00", "17:00:00", 3, "Europe/Tallinn")})
+    value = {"type": "timerange", "from": "09:00:00", "until": "17:00:00"}
+    zones.note_event(7, "change", {"stage_id": 1})
+    assert rest_custom_value(RANGE, value, zones, 7) == {
+        "start": "09:00:00",
+        "end": "17:00:00",
+        "timezone_id": 3,
+        "timezone_name": "Europe/Tallinn",
+    }
+    # Another record, another range, or nothing remembered: fetched.
+    for record_id, given in ((8, value), (7, {**value, "until": "18:00:00"})):
+        with pytest.raises(Incomplete):
+            rest_custom_value(RANGE, given, zones, record_id)
+
+
+def test_a_range_an_event_of_the_run_changed_or_created_is_fetched():
+    remembered = {(7, RANGE.key): ("09:00:00", "17:00:00", 3, "Europe/Tallinn")}
+    value = {"type": "timerange", "from": "09:00:00", "until": "17:00:00"}
+    changed = _zones(ranges=dict(remembered))
+    # An older event of the run changed the range (its zone, say); the latest did not.
+    changed.note_event(7, "change", {"custom_fields": {RANGE.key: {"type": "timerange"}}})
+    changed.note_event(7, "change", {"value": 10})
+    with pytest.raises(Incomplete):
+        rest_custom_value(RANGE, value, changed, 7)
+    created = _zones(ranges=dict(remembered))
+    created.note_event(7, "create", None)
+    with pytest.raises(Incomplete):
+        rest_custom_value(RANGE, value, created, 7)
+
+
+def test_zones_are_not_needed_when_their_columns_are_not_selected():
+    zones = Zones()
+    assert rest_custom_value(TIME, {"value": "10:00:00", "timezone_id": 9}, zones, 1) == {
+        "value": "10:00:00",
+        "timezone_id": 9,
+        "timezone_name": None,
+    }
+    assert rest_custom_value(RANGE, {"from": "a", "until": "b"}, zones, 1)["start"] == "a"
+
+
+def test_the_memory_learns_pairs_and_ranges_from_written_records_and_keeps_them(
+    postgres_url, pg_schema
+):
+    import psycopg
+    from psycopg import sql
+    from tap_pipedrive.webhooks.events import ddl
+
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        for statement in ddl(pg_schema):
+            conn.execute(statement)
+    memory = ZoneMemory(postgres_url, pg_schema, "deals", [TIME, RANGE], ALL_COLUMNS)
+    assert memory.enabled
+    memory.learn(
+        {
+            "id": 7,
+            "call_time": "10:00:00",
+            "call_time_timezone_id": 3,
+            "call_time_timezone_name": "Europe/Tallinn",
+            "hours": "09:00:00",
+            "hours_until": "17:00:00",
+            "hours_timezone_id": 5,
+            "hours_timezone_name": "America/New_York",
+        }
+    )
+    memory.learn({"id": 8, "hours": None, "hours_until": None})  # an empty range is remembered
+    memory.flush()
+    again = ZoneMemory(postgres_url, pg_schema, "deals", [TIME, RANGE], ALL_COLUMNS)
+    zones = again.zones([7, 8, 9])
+    assert zones.names == {3: "Europe/Tallinn", 5: "America/New_York"}
+    assert zones.ranges == {
+        (7, RANGE.key): ("09:00:00", "17:00:00", 5, "America/New_York"),
+        (8, RANGE.key): (None, None, None, None),
+    }
+    # A later record overwrites what an earlier one said.
+    again.learn({"id": 7, "hours": None, "hours_until": None})
+    assert again.zones([7]).ranges[(7, RANGE.key)] == (None, None, None, None)
+    with psycopg.connect(postgres_url) as conn:
+        count = conn.execute(
+            sql.SQL("SELECT count(*) FROM {}.time_ranges").format(sql.Identifier(pg_schema))
+        ).fetchone()
+    assert count == (2,)
+
+
+def test_the_memory_is_off_without_zone_columns_selected():
+    memory = ZoneMemory("postgresql://unused", "s", "deals", [TIME, RANGE], {"id", "call_time"})
+    assert not memory.enabled

@@ -18,6 +18,7 @@ if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
     from tap_pipedrive.tap import TapPipedrive
+    from tap_pipedrive.webhooks.zones import ZoneMemory
 
 
 class IncrementalStream(PipedriveStream):
@@ -130,6 +131,17 @@ class IncrementalStream(PipedriveStream):
         finally:
             self._progress.end_window()
         self.settle_boundary()
+        if self._zone_memory is not None:
+            self._zone_memory.flush()
+
+    @cached_property
+    def _zone_memory(self) -> ZoneMemory | None:
+        """Webhooks mode: the time zones the written records teach (see webhooks.zones)."""
+        if not self.config.get("webhook_database_url"):
+            return None
+        from tap_pipedrive.webhooks.feed import zone_memory
+
+        return zone_memory(self)
 
     @override
     def progress_span(self, rows: list[t.Any]) -> tuple[dt.datetime, dt.datetime] | None:
@@ -199,6 +211,8 @@ class IncrementalStream(PipedriveStream):
     @override
     def write_record(self, record: dict[str, t.Any]) -> None:
         super().write_record(record)
+        if self._zone_memory is not None:
+            self._zone_memory.learn(record)
         stamp = record.get("update_time")
         if stamp is None or self.reconciling:
             return

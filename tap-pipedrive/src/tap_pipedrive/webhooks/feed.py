@@ -5,8 +5,9 @@ before its poll, the events stored since the position in its state (``webhook_po
 
 - the latest event per record wins; a create or change whose ``data`` holds every selected
   column (custom fields converted from the webhook shape, e.g. ``{"type": "enum", "id": 3}``
-  -> ``3``) is emitted as it is; the others are fetched by id from the stream's own v2 list
-  (``ids``, 100 per request), never one request per record;
+  -> ``3``; time and time-range zones from what earlier records said, :mod:`.zones`) is
+  emitted as it is; the others are fetched by id from the stream's own v2 list (``ids``, 100
+  per request), never one request per record;
 - a delete becomes the record's last state (``previous``) flagged deleted, so it carries
   ``_sdc_deleted_at`` (the delete of a merge, with ``meta.merged_to_id``, too; the survivor's
   change event updates the survivor);
@@ -35,6 +36,7 @@ from tap_pipedrive.backfill import DealHead, format_time
 from tap_pipedrive.custom_fields import CustomField
 from tap_pipedrive.sdk_seam import send_with_retries
 from tap_pipedrive.webhooks.events import DEFAULT_SCHEMA, EventReader, StoredEvent
+from tap_pipedrive.webhooks.zones import Incomplete, ZoneMemory, Zones
 
 if t.TYPE_CHECKING:
     from tap_pipedrive.client import PipedriveStream
@@ -146,10 +148,6 @@ DELETED_VALUES: dict[str, dict[str, t.Any]] = {
 }
 
 
-class Incomplete(Exception):
-    """A payload that lacks something the record needs (fetched from the API instead)."""
-
-
 def reader_for(config: t.Mapping[str, t.Any]) -> EventReader | None:
     url = config.get(SETTING)
     if not url:
@@ -157,8 +155,10 @@ def reader_for(config: t.Mapping[str, t.Any]) -> EventReader | None:
     return EventReader(str(url), str(config.get(SCHEMA_SETTING) or DEFAULT_SCHEMA))
 
 
-def rest_custom_value(field: CustomField, value: t.Any) -> t.Any:
-    """A webhook custom-field value in the REST v2 shape."""
+def rest_custom_value(
+    field: CustomField, value: t.Any, zones: Zones | None = None, record_id: int | None = None
+) -> t.Any:
+    """A webhook custom-field value in the REST v2 shape (time zones from ``zones``)."""
     if not isinstance(value, dict):
         raise Incomplete(field.key)
     kind = field.field_type
@@ -174,8 +174,13 @@ def rest_custom_value(field: CustomField, value: t.Any) -> t.Any:
         if kind == "address":
             return {k: v for k, v in value.items() if k != "type"}
         if kind in ("time", "timerange"):
-            # The webhook has no timezone_name, which the record carries: fetch.
-            raise Incomplete(field.key)
+            # The webhook has no timezone_name (a range not even the id), which the record
+            # carries: known from the records written before, or fetched.
+            if zones is None:
+                raise Incomplete(field.key)
+            if kind == "time":
+                return zones.time(field, value)
+            return zones.timerange(field, value, record_id)
         return value["value"]
     except (KeyError, TypeError):
         raise Incomplete(field.key) from None
@@ -186,6 +191,7 @@ def rest_row(
     keys: t.Collection[str],
     fields: t.Sequence[CustomField],
     optional: t.Collection[str] = frozenset(),
+    zones: Zones | None = None,
 ) -> dict[str, t.Any]:
     """The REST v2 row of a webhook object; :class:`Incomplete` when a key is missing."""
     row: dict[str, t.Any] = {}
@@ -198,8 +204,13 @@ def rest_row(
         given = obj.get("custom_fields") or {}
         if not isinstance(given, dict):
             raise Incomplete("custom_fields")
+        record_id = _id(obj.get("id"))
         row["custom_fields"] = {
-            f.key: (rest_custom_value(f, given[f.key]) if given.get(f.key) is not None else None)
+            f.key: (
+                rest_custom_value(f, given[f.key], zones, record_id)
+                if given.get(f.key) is not None
+                else None
+            )
             for f in fields
         }
     return row
@@ -211,12 +222,13 @@ def deleted_row(
     keys: t.Collection[str],
     fields: t.Sequence[CustomField],
     when: dt.datetime,
+    zones: Zones | None = None,
 ) -> dict[str, t.Any]:
     """The last state of a deleted record, flagged deleted at the event's time. Missing
     columns are left empty (a deleted record cannot be listed by id)."""
     partial = {k: obj[k] for k in keys if k in obj}
     try:
-        row = rest_row(obj, keys, fields, OPTIONAL_KEYS.get(stream_name, frozenset()))
+        row = rest_row(obj, keys, fields, OPTIONAL_KEYS.get(stream_name, frozenset()), zones)
     except Incomplete:
         row = partial
         if fields:
@@ -282,17 +294,28 @@ def consume(stream: PipedriveStream) -> FeedResult | None:
         latest[stored.event.entity_id] = stored
     keys = api_keys(stream)
     fields = stream.custom_fields
+    memory = zone_memory(stream)
+    zones = None
+    if memory is not None:
+        record_ids = [i for i in map(_id, latest) if i is not None]
+        zones = memory.zones(record_ids)
+        for stored in events:
+            ident = _id(stored.event.entity_id)
+            if ident is not None:
+                zones.note_event(ident, stored.event.action, stored.event.body.get("previous"))
     rows: list[dict[str, t.Any]] = []
     to_fetch: list[int] = []
     for stored in sorted(latest.values(), key=lambda s: s.position):
         event = stored.event
         if event.action == "delete":
             last = event.body.get("previous") or {}
-            rows.append(deleted_row(stream.name, last, keys, fields, event.event_time))
+            rows.append(deleted_row(stream.name, last, keys, fields, event.event_time, zones))
             continue
         try:
             data = event.body.get("data") or {}
-            rows.append(rest_row(data, keys, fields, OPTIONAL_KEYS[stream.name]))
+            row = rest_row(data, keys, fields, OPTIONAL_KEYS[stream.name], zones)
+            # A key the list sends only when asked or on other plans: empty, as polled.
+            rows.append({**dict.fromkeys(keys), **row})
         except Incomplete:
             to_fetch.append(int(event.entity_id))
     from tap_pipedrive.client import PipedriveStream as Base
@@ -310,6 +333,8 @@ def consume(stream: PipedriveStream) -> FeedResult | None:
                 stream.write_record(record)
                 result.emitted += 1
                 result.fetched += 1
+    if memory is not None:
+        memory.flush()  # what these records say, remembered before the position moves
     position = events[-1].position
     state[POSITION_KEY] = position
     reader.record_position(stream.name, position)
@@ -323,6 +348,22 @@ def consume(stream: PipedriveStream) -> FeedResult | None:
         position,
     )
     return result
+
+
+def zone_memory(stream: PipedriveStream) -> ZoneMemory | None:
+    """The stream's learned time zones (webhooks mode, a fed stream with time or time-range
+    custom fields whose zone columns are selected); built once per stream and run."""
+    if "_webhook_zones" not in stream.__dict__:
+        memory = None
+        url = stream.config.get(SETTING)
+        if url and stream.name in STREAM_OBJECTS:
+            schema = str(stream.config.get(SCHEMA_SETTING) or DEFAULT_SCHEMA)
+            found = ZoneMemory(
+                str(url), schema, stream.name, stream.custom_fields, stream._selected_properties
+            )
+            memory = found if found.enabled else None
+        stream.__dict__["_webhook_zones"] = memory
+    return t.cast("ZoneMemory | None", stream.__dict__["_webhook_zones"])
 
 
 def fetch_by_ids(stream: PipedriveStream, ids: list[int], result: FeedResult) -> list[t.Any]:
