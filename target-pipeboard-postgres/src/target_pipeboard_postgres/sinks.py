@@ -205,7 +205,7 @@ class PostgresSink(SinkSeam):
                 self.stream_name,
                 f"{self.schema_name}.{mismatch.table}",
                 mismatch.table_key,
-                self._key_properties,
+                self.tap_key_properties,
                 line=self._target.current_line,
                 history=None if history is None else f"{self.schema_name}.{history}",
                 is_history=mismatch.table == history,
