@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 # a test module stays on one worker (its module fixtures are shared).
 PYTEST_WORKERS ?= 2
 
-.PHONY: setup demo test lint typecheck bench lock clean sdk-canary
+.PHONY: setup demo test test-extended lint typecheck bench lock clean sdk-canary
 
 setup: $(STAMP)
 
@@ -34,6 +34,12 @@ demo: setup
 test: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile \
 	  $(PYTEST_ARGS)
+
+# Heavy checks outside `make test` (marked `extended`): the plugin definitions installed from
+# PyPI into a new Meltano project. The Airflow and Prefect checks are in orchestrate/.
+test-extended: setup
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile \
+	  -m extended $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check .

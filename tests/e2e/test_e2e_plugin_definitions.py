@@ -27,7 +27,10 @@ BIN = Path(sys.executable).parent
 TIMEOUT_S = 300
 MeltanoEnv = Callable[[Path, dict[str, str]], dict[str, str]]
 
-pytestmark = pytest.mark.network
+# Installs both plugins and two third-party ones from PyPI into a new project (about two
+# minutes): an extended check (`make test-extended`), like the Airflow and Prefect checks; the
+# definitions' structure and staleness are checked by tests/test_plugin_definitions.py.
+pytestmark = [pytest.mark.network, pytest.mark.extended]
 
 # Third-party plugins, from PyPI, defined the way the Hub would (their own definitions).
 TARGET_JSONL = {
