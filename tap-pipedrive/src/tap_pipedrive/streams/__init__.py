@@ -31,16 +31,7 @@ from tap_pipedrive.streams.fields import (
     PersonFieldsStream,
     ProductFieldsStream,
 )
-from tap_pipedrive.streams.followers import (
-    DealDiscountsStream,
-    DealFollowersStream,
-    DealParticipantsStream,
-    OrganizationFollowersStream,
-    OrganizationRelationshipsStream,
-    PersonFollowersStream,
-    ProductFollowersStream,
-    ProductVariationsStream,
-)
+from tap_pipedrive.streams.followers import PER_RECORD_STREAMS
 from tap_pipedrive.streams.goals import GoalResultsStream, GoalsStream
 from tap_pipedrive.streams.installments import DealInstallmentsStream
 from tap_pipedrive.streams.leads_setup import (
@@ -113,14 +104,7 @@ STREAM_TYPES: list[type[PipedriveStream]] = [
     *CHILD_ROWS_STREAMS.values(),
     FieldOptionsStream,
     # One request per record changed since the bookmark (opt-in).
-    PersonFollowersStream,
-    OrganizationFollowersStream,
-    ProductFollowersStream,
-    ProductVariationsStream,
-    DealFollowersStream,
-    DealParticipantsStream,
-    DealDiscountsStream,
-    OrganizationRelationshipsStream,
+    *PER_RECORD_STREAMS.values(),
     MailMessagesStream,  # per thread updated since the last read
 ]
 
@@ -136,14 +120,7 @@ OPT_IN_STREAM_TYPES: frozenset[type[PipedriveStream]] = frozenset(
         OrganizationChangesStream,
         GoalResultsStream,
         *ADMIN_PER_PARENT_STREAMS.values(),
-        PersonFollowersStream,
-        OrganizationFollowersStream,
-        ProductFollowersStream,
-        ProductVariationsStream,
-        DealFollowersStream,
-        DealParticipantsStream,
-        DealDiscountsStream,
-        OrganizationRelationshipsStream,
+        *PER_RECORD_STREAMS.values(),
         MailMessagesStream,
     }
 )

@@ -100,6 +100,24 @@ class PerParentStream(PipedriveStream):
             )
         return types
 
+    @classmethod
+    def child_sets(cls, *rows: tuple[t.Any, ...]) -> dict[str, type[PerParentStream]]:
+        """Per-parent child sets as data, one row each: (stream, parent stream, the column of
+        the parent's id, path[, other attributes]); each keyed by the parent's id and the
+        item's position, each changed parent's rows replacing its earlier ones."""
+        types: dict[str, type[PerParentStream]] = {}
+        for name, parent, column, path, *attributes in rows:
+            types[name] = cls.kind(
+                name,
+                path=path,
+                parent_stream_type=parent,
+                primary_keys=(column, "position"),
+                parent_column=column,
+                replaces_children=True,
+                **(attributes[0] if attributes else {}),
+            )
+        return types
+
     #: Column of the parent's id added to each record (when the API leaves it out).
     parent_column: t.ClassVar[str | None] = None
     #: Query parameter carrying the parent's id, for a path without ``{id}``.

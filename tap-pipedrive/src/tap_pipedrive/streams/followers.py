@@ -9,90 +9,42 @@ participant disappears at the next run."""
 
 from __future__ import annotations
 
-import typing as t
-
 from tap_pipedrive.streams.bases import PerParentStream
 from tap_pipedrive.streams.catalog import ProductsStream
 from tap_pipedrive.streams.contacts import OrganizationsStream, PersonsStream
 from tap_pipedrive.streams.sales import DealsStream
 
-
-class PersonFollowersStream(PerParentStream):
-    name = "person_followers"
-    path = "/api/v2/persons/{id}/followers"
-    parent_stream_type = PersonsStream
-    primary_keys: t.ClassVar[tuple[str, ...]] = ("person_id", "position")
-    parent_column = "person_id"
-    replaces_children = True
-
-
-class OrganizationFollowersStream(PerParentStream):
-    name = "organization_followers"
-    path = "/api/v2/organizations/{id}/followers"
-    parent_stream_type = OrganizationsStream
-    primary_keys: t.ClassVar[tuple[str, ...]] = ("organization_id", "position")
-    parent_column = "organization_id"
-    replaces_children = True
-
-
-class ProductFollowersStream(PerParentStream):
-    name = "product_followers"
-    path = "/api/v2/products/{id}/followers"
-    parent_stream_type = ProductsStream
-    primary_keys: t.ClassVar[tuple[str, ...]] = ("product_id", "position")
-    parent_column = "product_id"
-    replaces_children = True
-
-
-class ProductVariationsStream(PerParentStream):
-    name = "product_variations"
-    path = "/api/v2/products/{id}/variations"
-    parent_stream_type = ProductsStream
-    primary_keys: t.ClassVar[tuple[str, ...]] = ("product_id", "position")
-    parent_column = "product_id"
-    replaces_children = True
-
-
-class DealFollowersStream(PerParentStream):
-    name = "deal_followers"
-    path = "/api/v2/deals/{id}/followers"
-    parent_stream_type = DealsStream
-    primary_keys: t.ClassVar[tuple[str, ...]] = ("deal_id", "position")
-    parent_column = "deal_id"
-    replaces_children = True
-
-
-class DealParticipantsStream(PerParentStream):
-    """A deal's participants (``person_id`` is the person object, its ``value`` the id)."""
-
-    name = "deal_participants"
-    path = "/api/v1/deals/{id}/participants"
-    parent_stream_type = DealsStream
-    primary_keys: t.ClassVar[tuple[str, ...]] = ("deal_id", "position")
-    parent_column = "deal_id"
-    replaces_children = True
-
-
-class DealDiscountsStream(PerParentStream):
-    name = "deal_discounts"
-    path = "/api/v2/deals/{id}/discounts"
-    parent_stream_type = DealsStream
-    primary_keys: t.ClassVar[tuple[str, ...]] = ("deal_id", "position")
-    parent_column = "deal_id"
-    paginated = False
-    replaces_children = True
-
-
-class OrganizationRelationshipsStream(PerParentStream):
-    """An organization's relationships, as seen from it (``calculated_type``: the other
-    organization is its parent, its daughter, or related): each relationship is listed under
-    both organizations."""
-
-    name = "organization_relationships"
-    path = "/api/v1/organizationRelationships"
-    parent_stream_type = OrganizationsStream
-    primary_keys: t.ClassVar[tuple[str, ...]] = ("organization_id", "position")
-    parent_column = "organization_id"
-    parent_param = "org_id"
-    paginated = False
-    replaces_children = True
+#: Every one is a child set: a removed follower, participant or variation disappears at the
+#: parent's next read.
+PER_RECORD_STREAMS = PerParentStream.child_sets(
+    # stream, parent stream, column of the parent's id, path[, other attributes]
+    ("person_followers", PersonsStream, "person_id", "/api/v2/persons/{id}/followers"),
+    (
+        "organization_followers",
+        OrganizationsStream,
+        "organization_id",
+        "/api/v2/organizations/{id}/followers",
+    ),
+    ("product_followers", ProductsStream, "product_id", "/api/v2/products/{id}/followers"),
+    ("product_variations", ProductsStream, "product_id", "/api/v2/products/{id}/variations"),
+    ("deal_followers", DealsStream, "deal_id", "/api/v2/deals/{id}/followers"),
+    # A deal's participants (``person_id`` is the person object, its ``value`` the id).
+    ("deal_participants", DealsStream, "deal_id", "/api/v1/deals/{id}/participants"),
+    (
+        "deal_discounts",
+        DealsStream,
+        "deal_id",
+        "/api/v2/deals/{id}/discounts",
+        {"paginated": False},
+    ),
+    # An organization's relationships, as seen from it (``calculated_type``: the other
+    # organization is its parent, its daughter, or related): each relationship is listed under
+    # both organizations.
+    (
+        "organization_relationships",
+        OrganizationsStream,
+        "organization_id",
+        "/api/v1/organizationRelationships",
+        {"parent_param": "org_id", "paginated": False},
+    ),
+)
