@@ -20,6 +20,7 @@ from tap_pipedrive.change_feed import (
     DEFAULT_REFRESH_MINUTES,
     RECENTS_WINDOW,
     REFRESH_KEY,
+    SEEN_KEY,
     ChangeFeed,
     explain_with_events,
     plan_change_feed,
@@ -172,6 +173,77 @@ def test_a_change_to_one_entity_type_is_picked_up_and_only_its_stream_is_read(
     again = run(config, state=after.state)
     assert again.error is None
     assert not set(_requests(sim)) & set(COVERED)
+
+
+def test_a_change_just_before_a_run_is_loaded_and_not_polled_again_by_the_next(
+    pipedrive_simulator: t.Any, run: t.Any, synced: t.Any
+) -> None:
+    config, state = synced
+    sim = pipedrive_simulator
+    sim.advance(270)
+    person = sim.truth("persons")[0]
+    sim.update("persons", person["id"], name="Renamed just before the run")
+    # Inside the checkpoint's overlap: the next run's recents lists this change again.
+    sim.advance(30)
+    sim.reset_stats()
+    loaded = run(config, state=state)
+    assert loaded.error is None
+    assert _requests(sim)["GET /api/v2/persons"] == 1
+    renamed = [r for r in loaded.records("persons") if r["id"] == person["id"]]
+    assert renamed[-1]["name"] == "Renamed just before the run"
+
+    sim.advance(300)
+    sim.reset_stats()
+    idle = run(config, state=loaded.state)
+    assert idle.error is None
+    # Recents and the leads (the field definitions, without Redis, are read at every start).
+    sent = {e for e in _requests(sim) if not e.endswith("Fields")}
+    assert sent == {RECENTS, "GET /v1/leads", "GET /v1/leads/archived"}, sent
+    assert not idle.records("persons")
+    assert _bookmarks(idle.state)["persons"] == _bookmarks(loaded.state)["persons"]
+
+    # The same person changed again inside the overlap: another update time, polled again.
+    sim.update("persons", person["id"], name="Renamed once more")
+    sim.advance(30)
+    sim.reset_stats()
+    again = run(config, state=idle.state)
+    assert again.error is None
+    assert _requests(sim)["GET /api/v2/persons"] == 1
+    renamed = [r for r in again.records("persons") if r["id"] == person["id"]]
+    assert renamed[-1]["name"] == "Renamed once more"
+
+
+def test_a_stream_is_unchanged_only_when_recents_lists_nothing_but_remembered_changes() -> None:
+    now = dt.datetime(2026, 6, 1, 12, 5, tzinfo=dt.UTC)
+    earlier = {"item": "person", "id": 7, "data": {"update_time": "2026-06-01 11:59:30"}}
+    body = {"success": True, "data": [earlier]}
+
+    def plan(seen: list[list[str]]) -> ChangeFeed:
+        stream = _Stream("persons", "person", "2026-06-01T11:59:00Z")
+        stream.stream_state[SEEN_KEY] = seen
+        return plan_change_feed([stream], fetch=lambda *_: body, clock=lambda: now)  # type: ignore[list-item]
+
+    assert plan([["person", "7", "2026-06-01T11:59:30Z"]]).skipped == ["persons"]
+    assert plan([["person", "7", "2026-06-01T11:59:29Z"]]).skipped == []
+    assert plan([["person", "8", "2026-06-01T11:59:30Z"]]).skipped == []
+    assert plan([]).skipped == []
+    # What the run remembers: the listed changes after its new checkpoint (a minute before
+    # its clock), but not those of the second recents answered in.
+    stream = _Stream("persons", "person", "2026-06-01T12:00:00Z")
+    feed = plan_change_feed(
+        [stream],  # type: ignore[list-item]
+        fetch=lambda *_: {
+            "data": [
+                {"item": "person", "id": 7, "data": {"update_time": "2026-06-01 12:04:30"}},
+                {"item": "person", "id": 8, "data": {"update_time": "2026-06-01 12:03:59"}},
+                {"item": "person", "id": 9, "data": {"update_time": "2026-06-01 12:05:00"}},
+                {"item": "deal", "id": 7, "data": {"update_time": "2026-06-01 12:04:30"}},
+            ]
+        },
+        clock=lambda: now,
+    )
+    feed.finish(stream)  # type: ignore[arg-type]
+    assert stream.stream_state[SEEN_KEY] == [["person", "7", "2026-06-01T12:04:30Z"]]
 
 
 def test_a_changed_saved_filter_is_listed_by_recents_and_only_filters_are_read(

@@ -10,7 +10,12 @@ and keeps its bookmark; the others are read as before.
 The checkpoint (``changes_seen_through`` in each covered stream's state) is the API's own clock
 at the start of the run that last read the stream to its end or found it unchanged (the ``Date``
 header of the run's first answer, less :data:`CLOCK_MARGIN`): every change after it carries a
-later time and shows in recents. No change is missed to save a token: the run falls back to
+later time and shows in recents. That overlap lists a change of the last minute before a run
+again at the next run; so that it does not poll the stream again, the state also keeps
+(``recents_seen``) the changes recents listed inside the overlap (item type, id and update
+time) that the run loaded, and a stream whose every listed change is one of those, with the
+same update time, counts as unchanged. Any other change, or the same record with another
+update time, makes it poll. No change is missed to save a token: the run falls back to
 reading every stream, as without recents, when
 
 - a selected covered stream has no checkpoint yet (a first run; that stream is read, and
@@ -63,6 +68,9 @@ CLOCK_MARGIN = dt.timedelta(seconds=60)
 RECENTS_PAGE = 500
 CHECKPOINT_KEY = "changes_seen_through"
 REFRESH_KEY = "refreshed_at"
+#: The changes recents listed inside the checkpoint's overlap that the run loaded (item type,
+#: id, update time); listed again by the next run's recents, they are not news.
+SEEN_KEY = "recents_seen"
 #: Webhooks mode: when a stream fed by the events last polled (see explain_with_events).
 POLLED_KEY = "polled_at"
 #: Events carry whole seconds; recents' update times too.
@@ -108,7 +116,10 @@ class ChangeFeed:
             return False
         if item in self.explained and not self._poll_overdue(stream):
             return True
-        return item not in self.changed
+        if item not in self.changed:
+            return True
+        seen = _seen_of(stream)
+        return all(_identity(i) in seen for i in self.items if str(i.get("item")) == item)
 
     def _poll_overdue(self, stream: PipedriveStream) -> bool:
         polled = checkpoint_of(stream, POLLED_KEY)
@@ -129,7 +140,41 @@ class ChangeFeed:
         if first_answer is not None and stream.recents_item is not None:
             if self.poll_at_least_every is not None and not self.skips(stream):
                 stream.stream_state[POLLED_KEY] = format_time(first_answer)
-            stream.stream_state[CHECKPOINT_KEY] = format_time(first_answer - CLOCK_MARGIN)
+            checkpoint = first_answer - CLOCK_MARGIN
+            stream.stream_state[CHECKPOINT_KEY] = format_time(checkpoint)
+            stream.stream_state[SEEN_KEY] = self._seen_since(
+                stream.recents_item, checkpoint, first_answer
+            )
+
+    def _seen_since(
+        self, item: str, checkpoint: dt.datetime, first_answer: dt.datetime
+    ) -> list[list[str]]:
+        """The changes of ``item`` this run's recents listed after ``checkpoint`` (the next
+        run's recents lists them again): loaded by this run, read or skipped. A change of the
+        second recents answered in is left out (another of the same second may follow)."""
+        seen: list[list[str]] = []
+        for entry in self.items:
+            when = _item_time(entry)
+            if str(entry.get("item")) != item or when is None:
+                continue
+            if checkpoint <= when <= first_answer - EVENT_MARGIN:
+                seen.append([item, str(entry.get("id")), format_time(when)])
+        return seen
+
+
+def _identity(item: dict[str, t.Any]) -> tuple[str, str, str] | None:
+    """(item type, id, update time) of a change recents lists; ``None`` without a time."""
+    when = _item_time(item)
+    if when is None:
+        return None
+    return (str(item.get("item")), str(item.get("id")), format_time(when))
+
+
+def _seen_of(stream: PipedriveStream) -> set[tuple[str, str, str] | None]:
+    value = stream.stream_state.get(SEEN_KEY)
+    if not isinstance(value, list):
+        return set()
+    return {(str(e[0]), str(e[1]), str(e[2])) for e in value if isinstance(e, list) and len(e) == 3}
 
 
 def checkpoint_of(stream: PipedriveStream, key: str = CHECKPOINT_KEY) -> dt.datetime | None:
