@@ -3,7 +3,12 @@
 
 from __future__ import annotations
 
+import pytest
 from psycopg import sql
+
+# Extended stage (`make test-extended`): full syncs and backfills through meltano run (about
+# 90 s), outside `make test` to keep the suite under 15 minutes.
+pytestmark = pytest.mark.extended
 
 
 def test_backfills_restore_the_data_without_duplicates(

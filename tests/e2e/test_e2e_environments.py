@@ -3,6 +3,8 @@ run with an error that names the setting, and never fall back to the embedded da
 
 from __future__ import annotations
 
+import pytest
+
 
 def test_prod_without_a_pipedrive_token_names_what_is_missing(
     pipedrive_simulator, pipeline_factory
@@ -21,6 +23,9 @@ def test_prod_without_a_pipedrive_token_names_what_is_missing(
     assert "No credentials: set api_token" in output
 
 
+# Extended stage (`make test-extended`): about 40 s of Meltano start-ups; the
+# missing-token case above runs in the suite.
+@pytest.mark.extended
 def test_prod_without_a_database_names_what_is_missing(
     pipedrive_simulator, pipeline_factory
 ) -> None:

@@ -7,7 +7,12 @@ settings `kind: string` and the plugins convert the strings Meltano hands them.
 
 from __future__ import annotations
 
+import pytest
 import requests
+
+# Extended stage (`make test-extended`): number settings through Meltano's environment (about
+# 80 s of meltano runs); their coercion is unit-tested in tap-pipedrive/tests/test_tap_units.py.
+pytestmark = pytest.mark.extended
 
 NUMBERS_FROM_THE_ENVIRONMENT = {
     "TAP_PIPEDRIVE_MAX_BUDGET_SHARE": "0.5",

@@ -175,6 +175,9 @@ def _assert_json_logs_with_batches_and_progress(pipeline: Any, stderr: str) -> N
     assert not [line for line in line_items if "eta_seconds" in line]
 
 
+# Extended stage (`make test-extended`): a real Prometheus scraping a pushed run (about 80 s); the
+# pushes themselves are checked by the other tests of this module.
+@pytest.mark.extended
 def test_metrics_pushed_read_back_and_queried_by_prometheus(
     synced_with_metrics, pushgateway: str, prometheus: str
 ) -> None:

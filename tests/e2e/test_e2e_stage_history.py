@@ -4,6 +4,8 @@ it over."""
 
 from __future__ import annotations
 
+import pytest
+
 
 def test_stage_history_backfill_job_reads_every_deal(
     pipedrive_simulator_factory, pipeline_factory
@@ -44,6 +46,9 @@ BACKFILL_STATE_ID = "dev:tap-pipedrive--stage-history-to-target-pipeboard-postgr
 CHANGELOG = "GET /v1/deals/{id}/changelog"
 
 
+# Extended stage (`make test-extended`): four meltano runs (about 2 minutes); a completed
+# backfill that makes no request is also checked in tap-pipedrive/tests/test_stage_history_sim.py.
+@pytest.mark.extended
 def test_a_complete_backfill_job_stays_done_until_started_over(
     pipedrive_simulator_factory, pipeline_factory
 ) -> None:
