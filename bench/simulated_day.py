@@ -52,7 +52,6 @@ import pipedrive_simulator
 import psycopg
 import redis
 from psycopg import sql
-from tap_pipedrive.change_feed import DEFAULT_REFRESH_MINUTES
 from tap_pipedrive.store import KEY_PREFIX, account_key
 from tap_pipedrive.streams import FIELD_STREAM_TYPES
 from tap_pipedrive.tap import TapPipedrive
@@ -195,13 +194,12 @@ def day(mode: str, args: argparse.Namespace) -> ModeResult:
             "redis_url": args.redis_url,
             "cache_ttl_seconds": 86400,  # expired by hand in simulated time (below)
         }
-        refresh_minutes = DEFAULT_REFRESH_MINUTES
         if mode == "polling":
-            refresh_minutes = 0
             config.update(use_recents=False, refresh_interval_minutes=0)
-        # The cache's TTLs in simulated time: an hour (cache_ttl_seconds' default), the field
-        # definitions at least refresh_interval_minutes.
-        fields_ttl = max(3600, refresh_minutes * 60)
+        # The cache's TTL in simulated time: an hour (cache_ttl_seconds' default). With
+        # recents, the field definitions are not expired here: the tap judges their age by the
+        # API's clock (the simulated one) and re-reads them on refresh_interval_minutes (their
+        # Redis TTL, twice the interval in real time, does not run out within a bench).
         cache = redis.Redis.from_url(args.redis_url)
         cache_keys = f"{KEY_PREFIX}:{account_key(sim.base_url, None, sim.api_token)}:cache:*"
         field_keys = {cls.name for cls in FIELD_STREAM_TYPES}
@@ -241,7 +239,8 @@ def day(mode: str, args: argparse.Namespace) -> ModeResult:
             clock = tick
             for key in cache.scan_iter(cache_keys):
                 name = key.decode().rsplit(":", 1)[1]
-                if tick % (fields_ttl if name in field_keys else 3600) == 0:
+                # (Polling, refresh_interval_minutes 0: the field definitions expire too.)
+                if (name not in field_keys or mode == "polling") and tick % 3600 == 0:
                     cache.delete(key)
             sim.drain_webhooks()
             spent = sim.stats()["total"]["tokens"]

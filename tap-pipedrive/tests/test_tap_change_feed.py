@@ -14,10 +14,12 @@ import typing as t
 
 import pytest
 import requests
+from pipedrive_simulator.coverage_data import MAIL_FOLDERS
 from tap_pipedrive import change_feed
 from tap_pipedrive.change_feed import (
     CHECKPOINT_KEY,
     DEFAULT_REFRESH_MINUTES,
+    PARTS_KEY,
     RECENTS_WINDOW,
     REFRESH_KEY,
     SEEN_KEY,
@@ -67,6 +69,8 @@ ON_INTERVAL = {
     "GET /v1/mailbox/mailThreads": "mail_threads",
 }
 RECENTS = "GET /v1/recents"
+# Lists on an interval whose partitions are re-read one per run (each a request of its own).
+PARTS = {"mail_threads": MAIL_FOLDERS, "goals": ("true", "false"), "projects": ("False", "True")}
 
 
 def _requests(sim: t.Any) -> dict[str, int]:
@@ -115,10 +119,15 @@ def test_a_first_run_reads_everything_and_checkpoints_the_covered_streams(
     # Not covered by recents: no checkpoint, always read.
     for name in ("leads", "currencies", "deal_fields"):
         assert CHECKPOINT_KEY not in state["bookmarks"].get(name, {})
-    # Re-read on an interval: the time of this read.
+    # Re-read on an interval: the time of this read (of each partition's read, for those read
+    # a partition at a time).
     for name in set(ON_INTERVAL.values()):
-        refreshed = state["bookmarks"][name][REFRESH_KEY]
-        assert dt.datetime.fromisoformat(refreshed.replace("Z", "+00:00")) <= now
+        entry = state["bookmarks"][name]
+        times = [entry[REFRESH_KEY]] if name not in PARTS else entry[PARTS_KEY].values()
+        for refreshed in times:
+            assert dt.datetime.fromisoformat(refreshed.replace("Z", "+00:00")) <= now
+    for name, parts in PARTS.items():
+        assert sorted(state["bookmarks"][name][PARTS_KEY]) == sorted(parts)
 
 
 def test_an_idle_run_asks_recents_and_reads_no_covered_stream(
@@ -387,7 +396,10 @@ def test_lists_on_an_interval_are_re_read_one_per_run_once_due(
     current = before.state
     order: list[str] = []
     streams = set(ON_INTERVAL.values())
-    for _ in range(len(streams) + 1):
+    # Mail folders, goals (active, inactive) and projects (live, archived) are re-read one
+    # partition per run.
+    reads = sorted([*streams, *(n for n, parts in PARTS.items() for _ in parts[1:])])
+    for _ in range(len(reads) + 1):
         sim.reset_stats()
         after = run(config, state=current)
         assert after.error is None
@@ -399,11 +411,110 @@ def test_lists_on_an_interval_are_re_read_one_per_run_once_due(
             assert names == {"Renamed while not due"}
         current = after.state
         sim.advance(1800)
-    assert sorted(order) == sorted(streams), order
+    assert sorted(order) == reads, order
     # Read again, each is not due for another interval.
     sim.reset_stats()
     assert run(config, state=current).error is None
     assert not set(_requests(sim)) & set(ON_INTERVAL)
+
+
+# The field definitions (discovery's), cached with the time the API answered them.
+FIELD_LISTS = {
+    f"GET /api/v2/{entity}Fields": f"{entity}_fields"
+    for entity in ("deal", "person", "organization", "product", "activity", "project")
+}
+
+
+def test_cached_field_definitions_share_the_one_re_read_per_run_with_the_lists(
+    pipedrive_simulator: t.Any, run: t.Any, config_for: t.Any, redis_url: str
+) -> None:
+    sim = pipedrive_simulator
+    config = config_for(sim, redis_url=redis_url)
+    first = run(config)
+    assert first.error is None
+    # Within the interval: every field definition from the cache, no list re-read.
+    sim.advance(DEFAULT_REFRESH_MINUTES * 60 - 3600)
+    sim.reset_stats()
+    before = run(config, state=first.state)
+    assert before.error is None
+    assert not set(_requests(sim)) & (set(ON_INTERVAL) | set(FIELD_LISTS))
+    # A custom field added while the definitions are cached.
+    sim.add_field("deals", "Added while cached", "varchar")
+    # All come due together (read by the first run): one list or field definition per run,
+    # the one read longest ago, until every one was read again.
+    sim.advance(7200)
+    current = before.state
+    order: list[str] = []
+    wanted = set(ON_INTERVAL.values()) | set(FIELD_LISTS.values())
+    columns_by_run: list[bool] = []
+    reads = sorted([*wanted, *(n for n, parts in PARTS.items() for _ in parts[1:])])
+    for _ in range(len(reads) + 1):
+        sim.reset_stats()
+        after = run(config, state=current)
+        assert after.error is None
+        sent = _requests(sim)
+        read = {
+            ON_INTERVAL.get(e) or FIELD_LISTS[e]
+            for e in sent
+            if e in {**ON_INTERVAL, **FIELD_LISTS}
+        }
+        assert len(read) <= 1, read
+        # Recents and the leads (80) and the one re-read (at most 20): within 100 tokens.
+        assert sim.stats()["total"]["tokens"] <= 100, sent
+        order.extend(read)
+        schema = next(m for m in after.types("SCHEMA") if m["stream"] == "deals")
+        columns_by_run.append("added_while_cached" in schema["schema"]["properties"])
+        current = after.state
+        sim.advance(600)  # every run inside the interval after the first re-read
+    assert sorted(order) == reads, order
+    # The new column arrives at the run after deal_fields was read again (the catalog comes
+    # from the definitions discovery took from the cache).
+    read_deal_fields = order.index("deal_fields")
+    assert columns_by_run == [False] * (read_deal_fields + 1) + [True] * (
+        len(columns_by_run) - read_deal_fields - 1
+    )
+    # Read again, none is due for another interval.
+    sim.reset_stats()
+    assert run(config, state=current).error is None
+    assert not set(_requests(sim)) & (set(ON_INTERVAL) | set(FIELD_LISTS))
+
+
+def test_a_due_field_definition_goes_before_lists_read_more_recently() -> None:
+    now = dt.datetime(2026, 6, 1, 12, tzinfo=dt.UTC)
+    streams = [
+        _Stream("currencies", None, None, refreshed="2026-05-31T18:00:00Z"),  # due
+        _Stream("roles", None, None, refreshed="2026-06-01T11:00:00Z"),  # not due
+    ]
+    others = {
+        "deal_fields": dt.datetime(2026, 5, 31, 17, tzinfo=dt.UTC),  # due, oldest
+        "person_fields": dt.datetime(2026, 6, 1, 10, tzinfo=dt.UTC),  # not due
+    }
+    feed = ChangeFeed(clock=lambda: now)
+    plan_refresh(feed, streams, interval=dt.timedelta(hours=12), now=now, others=others)  # type: ignore[arg-type]
+    assert feed.refreshing == ["deal_fields"]
+    assert "currencies" in feed.not_due
+    # A cached entry of unknown age counts as the oldest.
+    unknown = ChangeFeed(clock=lambda: now)
+    plan_refresh(
+        unknown,
+        streams,
+        interval=dt.timedelta(hours=12),
+        now=now,
+        others={**others, "product_fields": None},
+    )  # type: ignore[arg-type]
+    assert unknown.refreshing == ["product_fields"]
+    # Webhooks mode between safety nets (no API clock): none.
+    between = ChangeFeed(clock=lambda: None)
+    plan_refresh(
+        between, streams, interval=dt.timedelta(hours=12), now=None, per_run=None, others=others
+    )  # type: ignore[arg-type]
+    assert between.refreshing == []
+    # At a safety net, every one that is due.
+    net = ChangeFeed(clock=lambda: now)
+    plan_refresh(
+        net, streams, interval=dt.timedelta(hours=12), now=now, per_run=None, others=others
+    )  # type: ignore[arg-type]
+    assert net.refreshing == ["deal_fields", "currencies"]
 
 
 class _Stream:
@@ -418,6 +529,9 @@ class _Stream:
             self.stream_state[CHECKPOINT_KEY] = checkpoint
         if refreshed:
             self.stream_state[REFRESH_KEY] = refreshed
+
+    def refresh_parts(self) -> tuple[str, ...]:
+        return ()
 
 
 @pytest.mark.parametrize(

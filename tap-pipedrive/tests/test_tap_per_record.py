@@ -12,7 +12,9 @@ import typing as t
 import psycopg
 import pytest
 import requests
+from pipedrive_simulator.coverage_data import MAIL_FOLDERS
 from psycopg import sql
+from tap_pipedrive.change_feed import DEFAULT_REFRESH_MINUTES
 from target_pipeboard_postgres.target import TargetPipeboardPostgres
 
 PER_RECORD = [
@@ -306,3 +308,74 @@ def test_a_removed_follower_or_product_variation_is_retired_after_the_next_run(
         assert not set(removed[parent]) & stored, stream
     assert stored_variations() == variations()
     assert not any(product_id == products[1]["id"] for product_id, _ in stored_variations())
+
+
+THREADS = "GET /v1/mailbox/mailThreads"
+MESSAGES = "GET /v1/mailbox/mailThreads/{id}/mailMessages"
+
+
+def test_mail_folders_are_re_read_one_per_run_on_the_interval(
+    account, run, config_for, catalog_with
+):
+    # Each folder costs a request (20 tokens): on refresh_interval_minutes one folder is re-read
+    # per run, the one read longest ago, so no idle run pays for all four.
+    sim = account
+    config = config_for(sim)
+    catalog = catalog_with(config, ["mail_threads", "mail_messages"])
+    first = run(config, catalog=catalog)
+    assert first.error is None
+    assert sim.stats()["endpoints"][THREADS]["requests"] == 4
+    coverage = sim.simulator.coverage
+    thread = coverage.rows("mail_threads")[2]
+    folder = thread["folders"][0]
+
+    def due_runs(state: dict[str, t.Any]) -> tuple[list[str], list[t.Any], dict[str, t.Any]]:
+        """Five runs half an hour apart: the folder each read, and the threads whose
+        messages were read."""
+        folders, threads = [], []
+        for _ in range(5):
+            sim.reset_stats()
+            result = run(config, state=state, catalog=catalog)
+            assert result.error is None
+            sent = {k: v["requests"] for k, v in sim.stats()["endpoints"].items()}
+            assert sent.get(THREADS, 0) <= 1, sent
+            mail = sum(v["tokens"] for k, v in sim.stats()["endpoints"].items() if "mail" in k)
+            assert mail <= 20 + 20 * sent.get(MESSAGES, 0)
+            read = {f for r in result.records("mail_threads") for f in r["folders"]}
+            folders.extend(sorted(read) if sent.get(THREADS) else [])
+            threads.extend(r["mail_thread_id"] for r in result.records("mail_messages"))
+            state = result.state
+            sim.advance(1800)
+        return folders, threads, state
+
+    sim.advance(DEFAULT_REFRESH_MINUTES * 60 + 60)
+    coverage.put("mail_threads", {"id": thread["id"], "snippet": "A new message"})
+    folders, threads, state = due_runs(first.state)
+    assert len(folders) == 4
+    assert set(folders) == set(MAIL_FOLDERS)
+    # The changed thread's messages are read once, when its folder is; no other thread's.
+    assert set(threads) == {thread["id"]}
+    assert folder in folders
+
+    # A state from before folders were re-read one at a time (one refresh time, one mark for
+    # every folder) counts for each folder: no thread's messages are read again.
+    legacy = json.loads(json.dumps(state))
+    threads_state = legacy["bookmarks"]["mail_threads"]
+    times = threads_state.pop("refreshed_parts")
+    threads_state["refreshed_at"] = min(times.values())
+    messages_state = legacy["bookmarks"]["mail_messages"]
+    marks = messages_state["threads_read_through"]
+    newest = max(marks.values())
+    messages_state["threads_read_through"] = newest
+    messages_state["threads_at_mark"] = sorted(
+        {
+            i
+            for f, ids in messages_state["threads_at_mark"].items()
+            if marks[f] == newest
+            for i in ids
+        }
+    )
+    sim.advance(DEFAULT_REFRESH_MINUTES * 60)
+    folders, threads, _ = due_runs(legacy)
+    assert sorted(folders) == sorted(MAIL_FOLDERS)
+    assert threads == []

@@ -383,7 +383,7 @@ class PipedriveStream(SeamStream):
             if not poll_due(self):
                 return
         feed = self.pipedrive_tap.change_feed
-        if feed is not None and feed.skips(self):
+        if feed is not None and feed.skips(self, context):
             # /v1/recents listed no change of this item type, or the stream's refresh is not
             # due: no request, bookmark kept.
             if self.is_last_partition(context):
@@ -398,9 +398,21 @@ class PipedriveStream(SeamStream):
             yield from (dict(row) for row in cached)
         else:
             yield from self.request_records(context)
+        self.partition_read(context)
         if self.is_last_partition(context):
             self.finish_full_read()
+        if self.refresh_parts():
+            self.finish_change_feed(context)  # each partition is a re-read of its own
+        elif self.is_last_partition(context):
             self.finish_change_feed()
+
+    def refresh_parts(self) -> tuple[str, ...]:
+        """For a stream on an interval whose partitions each cost a read of their own: the
+        partitions, re-read one at a time (see change_feed); empty: the stream is one re-read."""
+        return ()
+
+    def partition_read(self, context: Context | None) -> None:
+        """The partition ``context`` (or the whole stream) was read to its end."""
 
     def write_checkpoint(self) -> None:
         """Write the tap's state now, between records (e.g. after a deal's history was read).
@@ -413,11 +425,12 @@ class PipedriveStream(SeamStream):
         self.pipedrive_tap.state_writer.write_state(self.tap_state)
         self.state_manager.is_flushed = True
 
-    def finish_change_feed(self) -> None:
-        """The stream is current as of this run: its change-feed checkpoint moves."""
+    def finish_change_feed(self, context: Context | None = None) -> None:
+        """The stream (or its partition ``context``, see ``refresh_parts``) is current as of
+        this run: its change-feed checkpoint moves."""
         feed = self.pipedrive_tap.change_feed
         if feed is not None and (self.recents_item is not None or self.refreshed_on_interval):
-            feed.finish(self)
+            feed.finish(self, context)
             records_pending(self)
 
     def is_last_partition(self, context: Context | None) -> bool:

@@ -2,18 +2,22 @@
 
 Field definitions, stages, pipelines and users are read at every start (discovery needs the
 field definitions); caching them saves tokens when many runs start close together. Field
-definitions stay at least ``refresh_interval_minutes`` (nothing else says when they change: no
-recents item type, no webhook), so an idle run reads none of them. Keys name the
-account (see ``store.account_key``), never the token. Without ``redis_url`` nothing is cached.
+definitions are kept with the time they were read (:meth:`DictionaryCache.get_dated`): nothing
+says when they change (no recents item type, no webhook), so they are re-read on the
+``refresh_interval_minutes`` interval, one list per run (see ``streams.fields``), and an idle
+run reads none of them. Keys name the account (see ``store.account_key``), never the token.
+Without ``redis_url`` nothing is cached.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import typing as t
 
 import orjson
 
 from tap_pipedrive.store import KEY_PREFIX
+from tap_pipedrive.timestamps import TimestampError, format_time, parse_time
 
 if t.TYPE_CHECKING:
     import redis
@@ -52,3 +56,41 @@ class DictionaryCache:
         assert self._redis is not None
         ttl = max(self._ttl, at_least_seconds)
         self._redis.set(self.key(name), orjson.dumps(records), ex=ttl)
+
+    def get_dated(self, name: str) -> tuple[Records, dt.datetime | None] | None:
+        """Records cached by :meth:`put_dated`, with the time they were read (``None`` when
+        unknown: an entry of an earlier version, a plain list)."""
+        if not self.enabled:
+            return None
+        assert self._redis is not None
+        raw = self._redis.get(self.key(name))
+        if raw is None:
+            return None
+        value = orjson.loads(raw)
+        if isinstance(value, list):
+            return t.cast("Records", value), None
+        if not isinstance(value, dict) or not isinstance(value.get("records"), list):
+            return None
+        read_at = value.get("read_at")
+        try:
+            when = parse_time(read_at) if isinstance(read_at, str) else None
+        except TimestampError:
+            when = None
+        return t.cast("Records", value["records"]), when
+
+    def put_dated(
+        self, name: str, records: Records, read_at: dt.datetime, *, at_least_seconds: int = 0
+    ) -> None:
+        """Cache ``records`` read at ``read_at`` (the API's clock), as :meth:`put` does."""
+        if not self.enabled:
+            return
+        assert self._redis is not None
+        ttl = max(self._ttl, at_least_seconds)
+        entry = {"read_at": format_time(read_at), "records": records}
+        self._redis.set(self.key(name), orjson.dumps(entry), ex=ttl)
+
+    def forget(self, name: str) -> None:
+        """Drop a cached dictionary: the next run reads it again."""
+        if self.enabled:
+            assert self._redis is not None
+            self._redis.delete(self.key(name))

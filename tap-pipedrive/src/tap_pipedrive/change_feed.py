@@ -30,7 +30,11 @@ permission sets, call logs, mail threads: streams with ``refreshed_on_interval``
 an interval instead (:func:`plan_refresh`): a stream read less than ``refresh_interval_minutes``
 ago makes no request; of those due, one per run is read, the one read longest ago, so the
 re-reads spread over the runs instead of all landing on one; a stream never read yet is read at
-once. Its state keeps ``refreshed_at``, the time of the run that last read it to its end. Leads
+once. Its state keeps ``refreshed_at``, the time of the run that last read it to its end. A
+stream whose partitions each cost a read of their own (mail threads: four folders; goals,
+active and inactive; projects, live and archived) is re-read one partition at a time instead
+(``refresh_parts``; ``refreshed_parts`` in its state), so no run pays for all of them. The
+field definitions in the Redis cache share the same re-reads (see ``streams.fields``). Leads
 are not on an interval: recents does not list them, so both lead lists are read every run.
 
 In webhooks mode the same recents call is the safety net (:func:`explain_with_events`), asked
@@ -68,6 +72,8 @@ CLOCK_MARGIN = dt.timedelta(seconds=60)
 RECENTS_PAGE = 500
 CHECKPOINT_KEY = "changes_seen_through"
 REFRESH_KEY = "refreshed_at"
+#: A stream re-read one partition at a time: each partition's last read (see ``refresh_parts``).
+PARTS_KEY = "refreshed_parts"
 #: The changes recents listed inside the checkpoint's overlap that the run loaded (item type,
 #: id, update time); listed again by the next run's recents, they are not news.
 SEEN_KEY = "recents_seen"
@@ -106,11 +112,15 @@ class ChangeFeed:
     #: Webhooks mode: a fed stream polled longer ago than this polls when its type changed.
     poll_at_least_every: dt.timedelta | None = None
 
-    def skips(self, stream: PipedriveStream) -> bool:
-        """Whether ``stream`` makes no request this run (its item type did not change, or it
-        is on an interval and not due)."""
+    def skips(self, stream: PipedriveStream, context: t.Mapping[str, t.Any] | None = None) -> bool:
+        """Whether ``stream`` (its partition ``context``, for one re-read a partition at a
+        time) makes no request this run (its item type did not change, or it is on an
+        interval and not due)."""
         if stream.refreshed_on_interval:
-            return stream.name in self.not_due
+            part = refresh_part(stream, context)
+            if part is None and stream.refresh_parts():
+                return all(unit in self.not_due for unit in refresh_units(stream))
+            return unit_name(stream, part) in self.not_due
         item = stream.recents_item
         if self.changed is None or item is None or checkpoint_of(stream) is None:
             return False
@@ -128,13 +138,23 @@ class ChangeFeed:
             return False
         return polled is None or self.started - polled >= limit
 
-    def finish(self, stream: PipedriveStream) -> None:
-        """``stream`` was read to its end (or skipped): it is current as of this run's start."""
+    def finish(self, stream: PipedriveStream, context: t.Mapping[str, t.Any] | None = None) -> None:
+        """``stream`` (or its partition ``context``) was read to its end (or skipped): it is
+        current as of this run's start."""
         if stream.refreshed_on_interval:
             # The run's start, or (no clock at the start) the API's answer to this stream.
             read_at = self.started or self.clock()
-            if stream.name not in self.not_due and read_at is not None:
+            part = refresh_part(stream, context)
+            if part is None and stream.refresh_parts():
+                return  # each partition moves its own time
+            if unit_name(stream, part) in self.not_due or read_at is None:
+                return
+            if part is None:
                 stream.stream_state[REFRESH_KEY] = format_time(read_at)
+            else:
+                parts = dict(stream.stream_state.get(PARTS_KEY) or {})
+                parts[part] = format_time(read_at)
+                stream.stream_state[PARTS_KEY] = parts
             return
         first_answer = self.clock()
         if first_answer is not None and stream.recents_item is not None:
@@ -160,6 +180,40 @@ class ChangeFeed:
             if checkpoint <= when <= first_answer - EVENT_MARGIN:
                 seen.append([item, str(entry.get("id")), format_time(when)])
         return seen
+
+
+def refresh_part(stream: PipedriveStream, context: t.Mapping[str, t.Any] | None) -> str | None:
+    """The partition of ``context`` when ``stream`` is re-read a partition at a time."""
+    parts = stream.refresh_parts()
+    if not parts or not context:
+        return None
+    part = str(next(iter(context.values())))
+    return part if part in parts else None
+
+
+def unit_name(stream: PipedriveStream, part: str | None) -> str:
+    """What the plan calls one re-read: the stream, or ``stream:part``."""
+    return stream.name if part is None else f"{stream.name}:{part}"
+
+
+def refresh_units(stream: PipedriveStream) -> dict[str, dt.datetime | None]:
+    """Each re-read of an interval ``stream`` and when it was last done (``None``: never)."""
+    whole = checkpoint_of(stream, REFRESH_KEY)
+    parts = stream.refresh_parts()
+    if not parts:
+        return {stream.name: whole}
+    stored = stream.stream_state.get(PARTS_KEY)
+    stored = stored if isinstance(stored, dict) else {}
+    units: dict[str, dt.datetime | None] = {}
+    for part in parts:
+        value = stored.get(part)
+        try:
+            when = parse_time(value) if isinstance(value, str) else None
+        except TimestampError:
+            when = None
+        # A state from before the partitions were re-read one at a time: the stream's time.
+        units[unit_name(stream, part)] = when or whole
+    return units
 
 
 def _identity(item: dict[str, t.Any]) -> tuple[str, str, str] | None:
@@ -242,11 +296,17 @@ def plan_refresh(
     interval: dt.timedelta,
     now: dt.datetime | None,
     per_run: int | None = 1,
+    others: t.Mapping[str, dt.datetime | None] | None = None,
 ) -> None:
     """Decide which of the selected ``streams`` on an interval this run re-reads (see the
     module's docstring): of those due, the ``per_run`` read longest ago (``None``: all);
     ``interval`` zero or less re-reads them all. With no clock to judge by (``now`` is
-    ``None``) only the streams never read are read."""
+    ``None``) only the streams never read are read.
+
+    ``others`` (name -> when last read, ``None`` when unknown) are dictionaries read outside
+    the streams (the field definitions in the cache) that share the re-reads: one of them that
+    is due is in ``feed.refreshing`` when it was read longer ago than every due stream (an
+    unknown time counts as the oldest), and the caller reads it."""
     feed.started = now
     if interval <= dt.timedelta(0):
         return
@@ -254,13 +314,18 @@ def plan_refresh(
     for stream in streams:
         if not stream.refreshed_on_interval:
             continue
-        last = checkpoint_of(stream, REFRESH_KEY)
-        if last is None:
-            continue  # never read: read now
-        if now is None or now - last < interval:
-            feed.not_due.add(stream.name)
-        else:
-            due.append((last, stream.name))
+        for unit, last in refresh_units(stream).items():
+            if last is None:
+                continue  # never read: read now
+            if now is None or now - last < interval:
+                feed.not_due.add(unit)
+            else:
+                due.append((last, unit))
+    oldest = dt.datetime.min.replace(tzinfo=dt.UTC)
+    if now is not None:
+        for name, read_at in (others or {}).items():
+            if read_at is None or now - read_at >= interval:
+                due.append((read_at or oldest, name))
     due.sort()
     feed.refreshing = [name for _, name in due[:per_run]]
     feed.not_due.update(name for _, name in due[len(feed.refreshing) :])

@@ -75,6 +75,8 @@ class PipedriveSession(requests.Session):
         self.metrics = metrics
         #: The API's clock at its first answer of the run (see tap_pipedrive.change_feed).
         self.first_answer_at: dt.datetime | None = None
+        #: The API's clock at its latest answer (when a dictionary was read, see streams.fields).
+        self.last_answer_at: dt.datetime | None = None
 
     def send(self, request: requests.PreparedRequest, **kwargs: t.Any) -> requests.Response:
         tag = tag_of(request)
@@ -89,8 +91,11 @@ class PipedriveSession(requests.Session):
         except requests.RequestException as exc:
             metrics.api_requests.labels(tag.endpoint, type(exc).__name__).inc()
             raise
-        if self.first_answer_at is None:
-            self.first_answer_at = server_time(response)
+        answered = server_time(response)
+        if answered is not None:
+            self.last_answer_at = answered
+            if self.first_answer_at is None:
+                self.first_answer_at = answered
         status = response.status_code
         metrics.api_requests.labels(tag.endpoint, str(status)).inc()
         headers = response.headers

@@ -163,8 +163,10 @@ CONFIG_SCHEMA = th.PropertiesList(
         description="What neither /v1/recents nor the webhooks say changed (lead labels and "
         "sources, lead and note fields, currencies, goals, projects and their boards, phases, "
         "templates and tasks, roles, permission sets, call logs, mail threads) is re-read at "
-        "most this often, one such stream per run, the one read longest ago; field definitions "
-        "stay this long in the Redis cache. 0 re-reads them every run.",
+        "most this often, one such list per run (mail threads one folder, goals and projects one part per run), the one read "
+        "longest ago; with the Redis cache, each entity's field definitions are re-read on the "
+        "same interval, sharing those re-reads (a new custom field becomes a column at the run "
+        "after). 0 re-reads the lists every run.",
     ),
     th.Property(
         "include_archived_deals",
@@ -463,12 +465,23 @@ class TapPipedrive(SeamTap):
         # make no request to learn the time by.
         now = session.first_answer_at or dt.datetime.now(dt.UTC)
         interval = dt.timedelta(minutes=minutes)
+        # Field definitions taken from the cache share the re-reads (see streams.fields).
+        cached_fields = {f.name: f for f in self._field_streams.values() if f.from_cache}
+        others = {name: f.cached_read_at for name, f in cached_fields.items()}
         if webhooks is None:
-            plan_refresh(feed, selected, interval=interval, now=now)
+            plan_refresh(feed, selected, interval=interval, now=now, others=others)
         else:
             plan_refresh(
-                feed, selected, interval=interval, now=now if safety_net else None, per_run=None
+                feed,
+                selected,
+                interval=interval,
+                now=now if safety_net else None,
+                per_run=None,
+                others=others,
             )
+        for name in feed.refreshing:
+            if name in cached_fields:
+                cached_fields[name].refresh()
         if webhooks is not None:
             explain_with_events(
                 feed,

@@ -45,6 +45,14 @@ class PartitionedStream(PipedriveStream):
         return [{self.partition_key: value} for value in self.partition_values]
 
     @override
+    def refresh_parts(self) -> tuple[str, ...]:
+        """On an interval, each partition is a re-read of its own (mail folders, active and
+        inactive goals, live and archived projects): one per run."""
+        if not self.refreshed_on_interval:
+            return ()
+        return tuple(str(v) for v in self.partition_values)
+
+    @override
     def endpoint_for(self, context: Context | None) -> str:
         if self.partition_paths is not None and context:
             return self.partition_paths[context[self.partition_key]]
