@@ -5,7 +5,6 @@ to the simulator's records as they were, for every deal, person and organization
 from __future__ import annotations
 
 import datetime as dt
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,23 +19,6 @@ from history_truth import ENTITIES, as_of, differences, flatteners, truth_rows  
 
 BACKFILL_STATE_ID = "dev:tap-pipedrive--stage-history-to-target-pipeboard-postgres"
 CHANGELOG = "GET /v1/deals/{id}/changelog"
-# The syncs read the streams the history is made of (the others prove nothing here and cost
-# most of a run's time).
-HISTORY_STREAMS = {
-    "TAP_PIPEDRIVE__SELECT_FILTER": json.dumps(
-        [
-            "deals",
-            "persons",
-            "organizations",
-            "stages",
-            "pipelines",
-            "deal_stage_changes",
-            "deal_changes",
-            "person_changes",
-            "organization_changes",
-        ]
-    )
-}
 # The first sync reads the changes of every record (its first run reaches back past them all).
 READ_ALL = {"TAP_PIPEDRIVE_STAGE_HISTORY_INITIAL_DAYS": "5000"}
 
@@ -59,11 +41,11 @@ def check_as_of(pipeline: Any, simulator: Any, times: list[dt.datetime]) -> None
 
 
 def test_history_rebuilt_from_the_changelogs_equals_the_truth(
-    pipedrive_simulator_factory, pipeline_factory
+    pipedrive_simulator_factory, pipeline_factory, history_streams
 ) -> None:
     simulator = pipedrive_simulator_factory(deals=40, persons=30, organizations=20)
     pipeline = pipeline_factory(simulator)
-    pipeline.extra_env.update(HISTORY_STREAMS)
+    pipeline.extra_env.update(history_streams)
     start = simulator.now
     simulator.advance(3600)
     deal = next(d for d in simulator.truth("deals") if d["status"] == "open")

@@ -6,7 +6,6 @@ with the ids a later changelog read of the same changes gives (no duplicate row 
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -22,18 +21,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tap-pipedrive" / "
 from webhook_support import PASSWORD, USER, Receiver, receiver_command
 
 SETTLE_SECONDS = 2.5  # the tap reads events stored at least 2 s ago (see events.py)
-# The streams the history is made of (the others prove nothing here and cost most of each run).
-STREAMS = [
-    "deals",
-    "persons",
-    "organizations",
-    "stages",
-    "pipelines",
-    "deal_stage_changes",
-    "deal_changes",
-    "person_changes",
-    "organization_changes",
-]
 
 
 @pytest.fixture
@@ -45,14 +32,16 @@ def events_schema(postgres_url, pg_schema):
 
 
 @pytest.fixture
-def webhooks_pipeline(pipedrive_simulator_factory, pipeline_factory, postgres_url, events_schema):
+def webhooks_pipeline(
+    pipedrive_simulator_factory, pipeline_factory, postgres_url, events_schema, history_streams
+):
     sim = pipedrive_simulator_factory(deals=30, persons=12, organizations=8)
     pipeline = pipeline_factory(sim)
     pipeline.extra_env.update(
         {
             "PIPEBOARD_WEBHOOK_DATABASE_URL": postgres_url,
             "TAP_PIPEDRIVE_WEBHOOK_SCHEMA": events_schema,
-            "TAP_PIPEDRIVE__SELECT_FILTER": json.dumps(STREAMS),
+            **history_streams,
         }
     )
     receiver = Receiver(postgres_url, events_schema).start()

@@ -40,33 +40,32 @@ class DictionaryCache:
     def key(self, name: str) -> str:
         return f"{self._prefix}:{name}"
 
-    def get(self, name: str) -> Records | None:
+    def _load(self, name: str) -> t.Any:
+        """The cached value of ``name`` (``None``: not cached, or no cache)."""
         if not self.enabled:
             return None
         assert self._redis is not None
         raw = self._redis.get(self.key(name))
-        if raw is None:
-            return None
-        return t.cast("Records", orjson.loads(raw))
+        return None if raw is None else orjson.loads(raw)
 
-    def put(self, name: str, records: Records, *, at_least_seconds: int = 0) -> None:
-        """Cache ``records`` for the TTL, or ``at_least_seconds`` when that is longer."""
+    def _store(self, name: str, value: t.Any, at_least_seconds: int) -> None:
         if not self.enabled:
             return
         assert self._redis is not None
         ttl = max(self._ttl, at_least_seconds)
-        self._redis.set(self.key(name), orjson.dumps(records), ex=ttl)
+        self._redis.set(self.key(name), orjson.dumps(value), ex=ttl)
+
+    def get(self, name: str) -> Records | None:
+        return t.cast("Records | None", self._load(name))
+
+    def put(self, name: str, records: Records, *, at_least_seconds: int = 0) -> None:
+        """Cache ``records`` for the TTL, or ``at_least_seconds`` when that is longer."""
+        self._store(name, records, at_least_seconds)
 
     def get_dated(self, name: str) -> tuple[Records, dt.datetime | None] | None:
         """Records cached by :meth:`put_dated`, with the time they were read (``None`` when
         unknown: an entry of an earlier version, a plain list)."""
-        if not self.enabled:
-            return None
-        assert self._redis is not None
-        raw = self._redis.get(self.key(name))
-        if raw is None:
-            return None
-        value = orjson.loads(raw)
+        value = self._load(name)
         if isinstance(value, list):
             return t.cast("Records", value), None
         if not isinstance(value, dict) or not isinstance(value.get("records"), list):
@@ -82,15 +81,5 @@ class DictionaryCache:
         self, name: str, records: Records, read_at: dt.datetime, *, at_least_seconds: int = 0
     ) -> None:
         """Cache ``records`` read at ``read_at`` (the API's clock), as :meth:`put` does."""
-        if not self.enabled:
-            return
-        assert self._redis is not None
-        ttl = max(self._ttl, at_least_seconds)
         entry = {"read_at": format_time(read_at), "records": records}
-        self._redis.set(self.key(name), orjson.dumps(entry), ex=ttl)
-
-    def forget(self, name: str) -> None:
-        """Drop a cached dictionary: the next run reads it again."""
-        if self.enabled:
-            assert self._redis is not None
-            self._redis.delete(self.key(name))
+        self._store(name, entry, at_least_seconds)

@@ -163,10 +163,10 @@ CONFIG_SCHEMA = th.PropertiesList(
         description="What neither /v1/recents nor the webhooks say changed (lead labels and "
         "sources, lead and note fields, currencies, goals, projects and their boards, phases, "
         "templates and tasks, roles, permission sets, call logs, mail threads) is re-read at "
-        "most this often, one such list per run (mail threads one folder, goals and projects one part per run), the one read "
-        "longest ago; with the Redis cache, each entity's field definitions are re-read on the "
-        "same interval, sharing those re-reads (a new custom field becomes a column at the run "
-        "after). 0 re-reads the lists every run.",
+        "most this often, one such list per run (mail threads one folder, goals and projects "
+        "one part per run), the one read longest ago; with the Redis cache, each entity's field "
+        "definitions are re-read on the same interval, sharing those re-reads (a new custom "
+        "field becomes a column at the run after). 0 re-reads the lists every run.",
     ),
     th.Property(
         "include_archived_deals",
