@@ -151,3 +151,51 @@ def test_killed_run_resumes_without_gaps(pipedrive_simulator, config_for, run, t
     assert before | set(after) == {r["id"] for r in sim.truth("activities")}
     # The resumed run starts at the bookmark, not from the beginning.
     assert len(after) < len(sim.truth("activities")) - 250
+
+
+def test_archived_leads_are_read_newest_first_down_to_the_bookmark(
+    pipedrive_simulator_factory, run, config_for
+):
+    # /leads/archived takes no updated_since: a run from a bookmark asks for the newest first
+    # and stops at the first page reaching back past the bookmark, so an idle run costs one
+    # request however many pages the list has; the rows are still emitted oldest first.
+    sim = pipedrive_simulator_factory(deals=100)
+    config = config_for(sim, page_size=5, use_recents=False)
+    leads = [lead["id"] for lead in sim.truth("leads")]
+    assert len(leads) >= 14
+    for ident in leads[:12]:
+        sim.update("leads", ident, is_archived=True)
+        sim.advance(1)
+    first = run(config)
+    assert first.error is None
+    assert {r["id"] for r in first.records("leads") if r["is_archived"]} >= set(leads[:12])
+    assert sim.stats()["endpoints"]["GET /v1/leads/archived"]["requests"] >= 3
+
+    sim.advance(600)
+    sim.reset_stats()
+    idle = run(config, state=first.state)
+    assert idle.error is None
+    assert idle.records("leads") == []
+    assert sim.stats()["endpoints"]["GET /v1/leads/archived"]["requests"] == 1
+
+    sim.advance(60)
+    sim.update("leads", leads[12], is_archived=True)
+    sim.advance(5)
+    sim.update("leads", leads[3], title="Renamed archived lead")
+    sim.advance(5)
+    sim.update("leads", leads[13], is_archived=True)
+    sim.reset_stats()
+    second = run(config, state=idle.state)
+    assert second.error is None
+    records = second.records("leads")
+    assert [r["id"] for r in records] == [leads[12], leads[3], leads[13]]
+    assert {r["id"]: r["title"] for r in records}[leads[3]] == "Renamed archived lead"
+    assert all(r["is_archived"] for r in records)
+    assert sim.stats()["endpoints"]["GET /v1/leads/archived"]["requests"] == 1
+
+    # The bookmark moved past them: the next run emits nothing, again in one request.
+    sim.advance(60)
+    sim.reset_stats()
+    third = run(config, state=second.state)
+    assert third.records("leads") == []
+    assert sim.stats()["endpoints"]["GET /v1/leads/archived"]["requests"] == 1

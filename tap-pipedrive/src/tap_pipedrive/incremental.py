@@ -41,8 +41,10 @@ class IncrementalStream(PipedriveStream):
     archived_path: t.ClassVar[str | None] = None
     #: Setting that turns reading the archived list off (it is read when the setting is unset).
     archived_setting: t.ClassVar[str | None] = None
-    #: Whether the archived list takes ``updated_since``. If not, it is read in full, in
-    #: ``update_time`` order, and the records older than the bookmark are skipped here.
+    #: Whether the archived list takes ``updated_since``. If not, a first read (or a
+    #: reconciliation) reads it in full, in ``update_time`` order; a read from a bookmark asks
+    #: for the newest first and stops at the first page reaching back past the bookmark (an
+    #: idle run: one request, however long the list), and emits the rows oldest first.
     archived_updated_since: t.ClassVar[bool] = True
 
     def __init__(self, tap: TapPipedrive) -> None:
@@ -85,12 +87,34 @@ class IncrementalStream(PipedriveStream):
             return None
         return start.strftime("%Y-%m-%dT%H:%M:%SZ")
 
+    def _newest_first(self, context: Context | None) -> bool:
+        """Whether ``context``'s list is read newest first down to the bookmark (a list that
+        takes no ``updated_since``, read from a bookmark)."""
+        return self._floor is not None and not self.api_filters_since(context)
+
+    @override
+    def request_records(self, context: Context | None) -> t.Iterable[t.Any]:
+        if not self._newest_first(context):
+            yield from super().request_records(context)
+            return
+        floor = parse_update_time(self._floor)
+        newer: list[t.Any] = []
+        for row in super().request_records(context):
+            stamp = parse_update_time(self.row_value(row, "update_time"))
+            if floor is not None and stamp is not None and stamp < floor:
+                break  # older than the bookmark, as every row after it: no further page
+            newer.append(row)
+        # Oldest first, as a read in update_time order gives them (the bookmark advances).
+        yield from reversed(newer)
+
     @override
     def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
         params = super().get_url_params(context, next_page_token)
         if self.api_version == "v2":
             params["sort_by"] = "update_time"
             params["sort_direction"] = "asc"
+        elif self._newest_first(context):
+            params["sort"] = "update_time DESC"
         else:
             params["sort"] = "update_time ASC"
         since = self.updated_since(context)
