@@ -90,6 +90,8 @@ class ModeResult:
     idle_tokens: list[int] = field(default_factory=list)
     #: Tokens of the day per endpoint (where the budget goes).
     endpoints: dict[str, int] = field(default_factory=dict)
+    #: Idle runs over 100 tokens: simulated time, tokens, and the endpoints read (tokens each).
+    costly_idle_runs: list[dict[str, Any]] = field(default_factory=list)
 
 
 def plan_changes(n: int, seconds: int, seed: int) -> list[tuple[int, str]]:
@@ -243,11 +245,22 @@ def day(mode: str, args: argparse.Namespace) -> ModeResult:
                 if (name not in field_keys or mode == "polling") and tick % 3600 == 0:
                     cache.delete(key)
             sim.drain_webhooks()
-            spent = sim.stats()["total"]["tokens"]
+            before = sim.stats()
             state, error, records = run_tap(config, state)
             result.runs += 1
             if idle:
-                result.idle_tokens.append(sim.stats()["total"]["tokens"] - spent)
+                after = sim.stats()
+                cost = after["total"]["tokens"] - before["total"]["tokens"]
+                result.idle_tokens.append(cost)
+                if cost > 100:
+                    was = before["endpoints"]
+                    read = {
+                        k: v["tokens"] - was.get(k, {}).get("tokens", 0)
+                        for k, v in after["endpoints"].items()
+                        if v["tokens"] != was.get(k, {}).get("tokens", 0)
+                    }
+                    at = f"{tick // 3600:02d}:{tick % 3600 // 60:02d}"
+                    result.costly_idle_runs.append({"at": at, "tokens": cost, "read": read})
             if error is not None:
                 result.failed_runs += 1
                 if result.budget_exhausted_at is None and "budget" in str(error).lower():
@@ -375,6 +388,10 @@ def main() -> None:
             f" {statistics.mean(idle):.0f} / {max(idle)} ({len(r.idle_tokens)} runs) |"
             f" {p50:.1f} / {p95:.1f} min | {missing} | {r.seconds:.0f} s |"
         )
+    for r in results:
+        for costly in r.costly_idle_runs:
+            at, tokens, read = costly["at"], costly["tokens"], costly["read"]
+            print(f"{r.mode}: idle run at {at}: {tokens} tokens, {read}")
     out = HERE / "out"
     out.mkdir(exist_ok=True)
     (out / f"{args.out}.json").write_text(
