@@ -166,8 +166,17 @@ def _when(stream: PipedriveStream) -> str:
     if isinstance(stream, ChildRowsStream) or stream.parent_stream_type is not None:
         return "with its parent"
     if isinstance(stream, FieldsStream):
-        return "every run; with Redis, cached for `refresh_interval_minutes` (default 12 h)"
+        return (
+            "every run; with Redis, every `refresh_interval_minutes` (default 12 h), one such "
+            "list per run"
+        )
     if stream.refreshed_on_interval:
+        parts = stream.refresh_parts()
+        if parts:
+            return (
+                "every `refresh_interval_minutes` (default 12 h), one such list per run, "
+                f"one of its {len(parts)} parts ({', '.join(parts)}) at a time"
+            )
         return "every `refresh_interval_minutes` (default 12 h), one such list per run"
     if stream.recents_item is not None:
         return f"when `/v1/recents` lists changed `{stream.recents_item}` items"
