@@ -389,9 +389,11 @@ def main() -> None:
             f" {p50:.1f} / {p95:.1f} min | {missing} | {r.seconds:.0f} s |"
         )
     for r in results:
-        for costly in r.costly_idle_runs:
+        for costly in r.costly_idle_runs[:5]:
             at, tokens, read = costly["at"], costly["tokens"], costly["read"]
             print(f"{r.mode}: idle run at {at}: {tokens} tokens, {read}")
+        if len(r.costly_idle_runs) > 5:
+            print(f"{r.mode}: {len(r.costly_idle_runs)} idle runs over 100 tokens in all")
     out = HERE / "out"
     out.mkdir(exist_ok=True)
     (out / f"{args.out}.json").write_text(
