@@ -252,7 +252,24 @@ def test_a_stream_is_unchanged_only_when_recents_lists_nothing_but_remembered_ch
         clock=lambda: now,
     )
     feed.finish(stream)  # type: ignore[arg-type]
-    assert stream.stream_state[SEEN_KEY] == [["person", "7", "2026-06-01T12:04:30Z"]]
+    # The change of the second recents answered in is remembered with a digest of the record
+    # recents gave: another change of that second would carry the same time.
+    remembered = stream.stream_state[SEEN_KEY]
+    assert remembered[0] == ["person", "7", "2026-06-01T12:04:30Z"]
+    assert remembered[1][:3] == ["person", "9", "2026-06-01T12:05:00Z"]
+    assert len(remembered) == 2
+    same_second = {"item": "person", "id": 9, "data": {"update_time": "2026-06-01 12:05:00"}}
+    later = dt.datetime(2026, 6, 1, 12, 10, tzinfo=dt.UTC)
+
+    def next_run(listed: dict[str, t.Any]) -> list[str]:
+        again = _Stream("persons", "person", "2026-06-01T12:04:00Z")
+        again.stream_state[SEEN_KEY] = remembered
+        body = {"data": [listed]}
+        return plan_change_feed([again], fetch=lambda *_: body, clock=lambda: later).skipped  # type: ignore[list-item]
+
+    assert next_run(same_second) == ["persons"]  # the very record the run loaded
+    changed = {**same_second, "data": {**same_second["data"], "name": "Changed again"}}
+    assert next_run(changed) == []  # changed again within that second: read
 
 
 def test_a_changed_saved_filter_is_listed_by_recents_and_only_filters_are_read(
@@ -721,3 +738,40 @@ def test_a_change_is_explained_only_by_an_event_at_least_as_new() -> None:
     # Not polled for longer than the interval: read even though the events hold its changes.
     streams[0].stream_state["polled_at"] = "2026-05-31T23:00:00Z"
     assert not feed.skips(streams[0])  # type: ignore[arg-type]
+
+
+def test_a_change_in_the_second_of_the_run_is_not_polled_again_unless_changed_again(
+    pipedrive_simulator: t.Any, run: t.Any, synced: t.Any
+) -> None:
+    # The simulator's clock stands still during a run: a change made just before a run is of
+    # the second the run's recents answers in.
+    config, state = synced
+    sim = pipedrive_simulator
+    sim.advance(600)
+    person = sim.truth("persons")[0]
+    sim.update("persons", person["id"], name="Renamed in the run's second")
+    first = run(config, state=state)
+    assert first.error is None
+    assert {r["name"] for r in first.records("persons") if r["id"] == person["id"]} == {
+        "Renamed in the run's second"
+    }
+    # Listed again by the next run's recents, the very same record: no poll.
+    sim.advance(300)
+    sim.reset_stats()
+    idle = run(config, state=first.state)
+    assert idle.error is None
+    assert "GET /api/v2/persons" not in _requests(sim)
+    # Changed again in the second of a run after that run read it: the same update time, other
+    # values: the next run polls and loads it.
+    sim.advance(300)
+    sim.update("persons", person["id"], name="Once")
+    before = run(config, state=idle.state)
+    assert before.error is None
+    sim.update("persons", person["id"], name="Twice in one second")
+    sim.advance(300)
+    sim.reset_stats()
+    after = run(config, state=before.state)
+    assert after.error is None
+    assert _requests(sim)["GET /api/v2/persons"] == 1
+    names = [r["name"] for r in after.records("persons") if r["id"] == person["id"]]
+    assert names == ["Twice in one second"]

@@ -12,10 +12,12 @@ at the start of the run that last read the stream to its end or found it unchang
 header of the run's first answer, less :data:`CLOCK_MARGIN`): every change after it carries a
 later time and shows in recents. That overlap lists a change of the last minute before a run
 again at the next run; so that it does not poll the stream again, the state also keeps
-(``recents_seen``) the changes recents listed inside the overlap (item type, id and update
-time) that the run loaded, and a stream whose every listed change is one of those, with the
-same update time, counts as unchanged. Any other change, or the same record with another
-update time, makes it poll. No change is missed to save a token: the run falls back to
+(``recents_seen``) the changes recents listed inside the overlap that the run loaded (item
+type, id and update time; for a change of the very second recents answered in, also a digest
+of the record recents gave, since a later change of that second would carry the same time),
+and a stream whose every listed change is one of those counts as unchanged. Any other change,
+or the same record with another update time (or, in that second, other values), makes it
+poll. No change is missed to save a token: the run falls back to
 reading every stream, as without recents, when
 
 - a selected covered stream has no checkpoint yet (a first run; that stream is read, and
@@ -52,7 +54,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import typing as t
+import zlib
 from dataclasses import dataclass, field
+
+import orjson
 
 from tap_pipedrive.timestamps import TimestampError, format_time, parse_time
 
@@ -129,7 +134,11 @@ class ChangeFeed:
         if item not in self.changed:
             return True
         seen = _seen_of(stream)
-        return all(_identity(i) in seen for i in self.items if str(i.get("item")) == item)
+        return all(
+            _identity(i) in seen or _identity(i, with_data=True) in seen
+            for i in self.items
+            if str(i.get("item")) == item
+        )
 
     def _poll_overdue(self, stream: PipedriveStream) -> bool:
         polled = checkpoint_of(stream, POLLED_KEY)
@@ -171,14 +180,20 @@ class ChangeFeed:
     ) -> list[list[str]]:
         """The changes of ``item`` this run's recents listed after ``checkpoint`` (the next
         run's recents lists them again): loaded by this run, read or skipped. A change of the
-        second recents answered in is left out (another of the same second may follow)."""
+        second recents answered in may be followed by another of the same second, which
+        recents would list with the same update time: those are remembered with a digest of
+        the record recents gave, so that only the very same record counts as seen."""
         seen: list[list[str]] = []
         for entry in self.items:
-            when = _item_time(entry)
-            if str(entry.get("item")) != item or when is None:
+            if str(entry.get("item")) != item:
                 continue
-            if checkpoint <= when <= first_answer - EVENT_MARGIN:
-                seen.append([item, str(entry.get("id")), format_time(when)])
+            when = _item_time(entry)
+            if when is None or when < checkpoint or when >= first_answer + EVENT_MARGIN:
+                continue
+            same_second = when > first_answer - EVENT_MARGIN
+            identity = _identity(entry, with_data=same_second)
+            if identity is not None:
+                seen.append(list(identity))
         return seen
 
 
@@ -216,19 +231,26 @@ def refresh_units(stream: PipedriveStream) -> dict[str, dt.datetime | None]:
     return units
 
 
-def _identity(item: dict[str, t.Any]) -> tuple[str, str, str] | None:
-    """(item type, id, update time) of a change recents lists; ``None`` without a time."""
+def _identity(item: dict[str, t.Any], *, with_data: bool = False) -> tuple[str, ...] | None:
+    """(item type, id, update time) of a change recents lists, and with ``with_data`` a digest
+    of the record it gives; ``None`` without a time."""
     when = _item_time(item)
     if when is None:
         return None
-    return (str(item.get("item")), str(item.get("id")), format_time(when))
+    identity = (str(item.get("item")), str(item.get("id")), format_time(when))
+    if not with_data:
+        return identity
+    digest = zlib.crc32(orjson.dumps(item.get("data"), option=orjson.OPT_SORT_KEYS))
+    return (*identity, f"{digest:08x}")
 
 
-def _seen_of(stream: PipedriveStream) -> set[tuple[str, str, str] | None]:
+def _seen_of(stream: PipedriveStream) -> set[tuple[str, ...] | None]:
     value = stream.stream_state.get(SEEN_KEY)
     if not isinstance(value, list):
         return set()
-    return {(str(e[0]), str(e[1]), str(e[2])) for e in value if isinstance(e, list) and len(e) == 3}
+    return {
+        tuple(str(part) for part in e) for e in value if isinstance(e, list) and len(e) in (3, 4)
+    }
 
 
 def checkpoint_of(stream: PipedriveStream, key: str = CHECKPOINT_KEY) -> dt.datetime | None:
