@@ -237,7 +237,7 @@ def test_a_stream_is_unchanged_only_when_recents_lists_nothing_but_remembered_ch
     assert plan([["person", "8", "2026-06-01T11:59:30Z"]]).skipped == []
     assert plan([]).skipped == []
     # What the run remembers: the listed changes after its new checkpoint (a minute before
-    # its clock), but not those of the second recents answered in.
+    # its clock), those of the second recents answered in with a digest (below).
     stream = _Stream("persons", "person", "2026-06-01T12:00:00Z")
     feed = plan_change_feed(
         [stream],  # type: ignore[list-item]
