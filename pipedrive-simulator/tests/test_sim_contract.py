@@ -293,28 +293,24 @@ def _exercise_follower_removal(sim, specs, http):
     /api/v2/products/{id}/variations/{product_variation_id} as the v2 spec shapes them; the
     follower or variation is gone from the list after, and a second removal is a 404."""
     ids = _ids(sim)
-    for kind, ident in (
-        ("persons", ids["person"]),
-        ("organizations", ids["organization"]),
-        ("products", 3),
-        ("deals", 4),
-    ):
-        url = f"{sim.base_url}/api/v2/{kind}/{ident}/followers"
-        user_id = http.get(url).json()["data"][0]["user_id"]
-        deleted = http.delete(f"{url}/{user_id}")
+    lists = [
+        (f"{sim.base_url}/api/v2/{kind}/{ident}/followers", "user_id")
+        for kind, ident in (
+            ("persons", ids["person"]),
+            ("organizations", ids["organization"]),
+            ("products", 3),
+            ("deals", 4),
+        )
+    ]
+    lists.append((f"{sim.base_url}/api/v2/products/3/variations", "id"))
+    for url, key in lists:
+        ident = http.get(url).json()["data"][0][key]
+        deleted = http.delete(f"{url}/{ident}")
         assert deleted.status_code == 200, deleted.text
         _validate(specs, deleted)
-        assert deleted.json()["data"] == {"user_id": user_id}
-        assert user_id not in {r["user_id"] for r in http.get(url).json()["data"]}
-        assert http.delete(f"{url}/{user_id}").status_code == 404
-    url = f"{sim.base_url}/api/v2/products/3/variations"
-    variation_id = http.get(url).json()["data"][0]["id"]
-    deleted = http.delete(f"{url}/{variation_id}")
-    assert deleted.status_code == 200, deleted.text
-    _validate(specs, deleted)
-    assert deleted.json()["data"] == {"id": variation_id}
-    assert variation_id not in {r["id"] for r in http.get(url).json()["data"]}
-    assert http.delete(f"{url}/{variation_id}").status_code == 404
+        assert deleted.json()["data"] == {key: ident}
+        assert ident not in {r[key] for r in http.get(url).json()["data"]}
+        assert http.delete(f"{url}/{ident}").status_code == 404
 
 
 def test_custom_fields_of_every_type_are_present(sim, http):

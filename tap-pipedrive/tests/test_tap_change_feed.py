@@ -86,6 +86,20 @@ def _bookmarks(state: dict[str, t.Any]) -> dict[str, t.Any]:
     return out
 
 
+def _change_then_run(
+    sim: t.Any, run: t.Any, config: t.Any, state: t.Any, stream: str, ident: t.Any, **values: t.Any
+) -> tuple[t.Any, dict[str, int], list[dict[str, t.Any]]]:
+    """Update one record with ``values`` (none: no update) and run at once (the simulator's
+    clock stands still during a run): the run, the requests it sent, and the record's rows it
+    emitted."""
+    if values:
+        sim.update(stream, ident, **values)
+    sim.reset_stats()
+    result = run(config, state=state)
+    assert result.error is None
+    return result, _requests(sim), [r for r in result.records(stream) if r["id"] == ident]
+
+
 @pytest.fixture
 def synced(pipedrive_simulator: t.Any, run: t.Any, config_for: t.Any) -> t.Any:
     """(config, state) after a first full run."""
@@ -191,14 +205,12 @@ def test_a_change_just_before_a_run_is_loaded_and_not_polled_again_by_the_next(
     sim = pipedrive_simulator
     sim.advance(270)
     person = sim.truth("persons")[0]
+    # 30 s before the run, inside the checkpoint's overlap: the next run's recents lists this
+    # change again.
     sim.update("persons", person["id"], name="Renamed just before the run")
-    # Inside the checkpoint's overlap: the next run's recents lists this change again.
     sim.advance(30)
-    sim.reset_stats()
-    loaded = run(config, state=state)
-    assert loaded.error is None
-    assert _requests(sim)["GET /api/v2/persons"] == 1
-    renamed = [r for r in loaded.records("persons") if r["id"] == person["id"]]
+    loaded, sent, renamed = _change_then_run(sim, run, config, state, "persons", person["id"])
+    assert sent["GET /api/v2/persons"] == 1
     assert renamed[-1]["name"] == "Renamed just before the run"
 
     sim.advance(300)
@@ -214,11 +226,8 @@ def test_a_change_just_before_a_run_is_loaded_and_not_polled_again_by_the_next(
     # The same person changed again inside the overlap: another update time, polled again.
     sim.update("persons", person["id"], name="Renamed once more")
     sim.advance(30)
-    sim.reset_stats()
-    again = run(config, state=idle.state)
-    assert again.error is None
-    assert _requests(sim)["GET /api/v2/persons"] == 1
-    renamed = [r for r in again.records("persons") if r["id"] == person["id"]]
+    _, sent, renamed = _change_then_run(sim, run, config, idle.state, "persons", person["id"])
+    assert sent["GET /api/v2/persons"] == 1
     assert renamed[-1]["name"] == "Renamed once more"
 
 
@@ -748,30 +757,21 @@ def test_a_change_in_the_second_of_the_run_is_not_polled_again_unless_changed_ag
     config, state = synced
     sim = pipedrive_simulator
     sim.advance(600)
-    person = sim.truth("persons")[0]
-    sim.update("persons", person["id"], name="Renamed in the run's second")
-    first = run(config, state=state)
-    assert first.error is None
-    assert {r["name"] for r in first.records("persons") if r["id"] == person["id"]} == {
-        "Renamed in the run's second"
-    }
+    ident = sim.truth("persons")[0]["id"]
+    first, _, renamed = _change_then_run(
+        sim, run, config, state, "persons", ident, name="Renamed in the run's second"
+    )
+    assert [r["name"] for r in renamed] == ["Renamed in the run's second"]
     # Listed again by the next run's recents, the very same record: no poll.
     sim.advance(300)
-    sim.reset_stats()
-    idle = run(config, state=first.state)
-    assert idle.error is None
-    assert "GET /api/v2/persons" not in _requests(sim)
+    idle, sent, _ = _change_then_run(sim, run, config, first.state, "persons", ident)
+    assert "GET /api/v2/persons" not in sent
     # Changed again in the second of a run after that run read it: the same update time, other
     # values: the next run polls and loads it.
     sim.advance(300)
-    sim.update("persons", person["id"], name="Once")
-    before = run(config, state=idle.state)
-    assert before.error is None
-    sim.update("persons", person["id"], name="Twice in one second")
+    before, _, _ = _change_then_run(sim, run, config, idle.state, "persons", ident, name="Once")
+    sim.update("persons", ident, name="Twice in one second")
     sim.advance(300)
-    sim.reset_stats()
-    after = run(config, state=before.state)
-    assert after.error is None
-    assert _requests(sim)["GET /api/v2/persons"] == 1
-    names = [r["name"] for r in after.records("persons") if r["id"] == person["id"]]
-    assert names == ["Twice in one second"]
+    _, sent, renamed = _change_then_run(sim, run, config, before.state, "persons", ident)
+    assert sent["GET /api/v2/persons"] == 1
+    assert [r["name"] for r in renamed] == ["Twice in one second"]

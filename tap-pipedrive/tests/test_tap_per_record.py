@@ -169,12 +169,20 @@ def _load(messages: list[dict[str, t.Any]], postgres_url: str, schema: str) -> N
     target.listen(io.StringIO(text))
 
 
-def _participants_in(postgres_url: str, schema: str) -> set[tuple[int, int]]:
-    query = sql.SQL(
-        "SELECT deal_id, (person_id->>'value')::int FROM {} WHERE _sdc_deleted_at IS NULL"
-    ).format(sql.Identifier(schema, "deal_participants"))
+def _live_pairs(
+    postgres_url: str, schema: str, table: str, first: sql.Composable, second: sql.Composable
+) -> set[tuple[int, int]]:
+    """(parent, member) of the rows of ``table`` not retired."""
+    query = sql.SQL("SELECT {}, {} FROM {} WHERE _sdc_deleted_at IS NULL").format(
+        first, second, sql.Identifier(schema, table)
+    )
     with psycopg.connect(postgres_url) as conn:
         return {(a, b) for a, b in conn.execute(query).fetchall()}
+
+
+def _participants_in(postgres_url: str, schema: str) -> set[tuple[int, int]]:
+    person = sql.SQL("(person_id->>'value')::int")
+    return _live_pairs(postgres_url, schema, "deal_participants", sql.Identifier("deal_id"), person)
 
 
 def test_an_added_and_a_removed_participant_are_reflected_after_the_next_run(
@@ -231,11 +239,9 @@ FOLLOWERS = (
 
 
 def _followers_in(postgres_url: str, schema: str, table: str, column: str) -> set[tuple[int, int]]:
-    query = sql.SQL("SELECT {}, user_id FROM {} WHERE _sdc_deleted_at IS NULL").format(
-        sql.Identifier(column), sql.Identifier(schema, table)
+    return _live_pairs(
+        postgres_url, schema, table, sql.Identifier(column), sql.Identifier("user_id")
     )
-    with psycopg.connect(postgres_url) as conn:
-        return {(a, b) for a, b in conn.execute(query).fetchall()}
 
 
 def test_a_removed_follower_or_product_variation_is_retired_after_the_next_run(

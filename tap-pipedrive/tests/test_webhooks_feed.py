@@ -24,6 +24,27 @@ def receiver(postgres_url, pg_schema):
     r.stop()
 
 
+@pytest.fixture
+def webhooks_mode(
+    pipedrive_simulator, receiver, postgres_url, pg_schema, run, config_for, catalog_with
+):
+    """``start(streams, **settings) -> (config, catalog, first run)``: the tap in webhooks mode
+    on the simulator (webhooks registered with the receiver), after its first run (which polls)."""
+    sim = pipedrive_simulator
+
+    def start(streams, **settings):
+        register(WebhookApi(sim.base_url, sim.api_token), receiver.url, Credentials(USER, PASSWORD))
+        config = config_for(
+            sim, webhook_database_url=postgres_url, webhook_schema=pg_schema, **settings
+        )
+        catalog = catalog_with(config, streams)
+        first = run(config, catalog=catalog)
+        assert first.error is None
+        return config, catalog, first
+
+    return start
+
+
 def _settle(sim):
     assert sim.drain_webhooks() == 0
     time.sleep(event_log.SETTLE_SECONDS + 0.2)
@@ -44,15 +65,10 @@ def _complete_deal(sim):
 
 
 def test_deletes_changes_and_moves_arrive_at_zero_tokens(
-    pipedrive_simulator, receiver, postgres_url, pg_schema, run, config_for, catalog_with
+    pipedrive_simulator, postgres_url, pg_schema, run, config_for, catalog_with, webhooks_mode
 ):
     sim = pipedrive_simulator
-    api = WebhookApi(sim.base_url, sim.api_token)
-    register(api, receiver.url, Credentials(USER, PASSWORD))
-    config = config_for(sim, webhook_database_url=postgres_url, webhook_schema=pg_schema)
-    catalog = catalog_with(config, STREAMS)
-    first = run(config, catalog=catalog)
-    assert first.error is None
+    config, catalog, first = webhooks_mode(STREAMS)
     # An idle run: what polling alone costs now.
     sim.advance(600)
     sim.reset_stats()
@@ -118,15 +134,9 @@ def test_deletes_changes_and_moves_arrive_at_zero_tokens(
     assert third.records("deal_stage_changes") == []
 
 
-def test_partial_payloads_are_fetched_by_id_in_one_request(
-    pipedrive_simulator, receiver, postgres_url, pg_schema, run, config_for, catalog_with
-):
+def test_partial_payloads_are_fetched_by_id_in_one_request(pipedrive_simulator, run, webhooks_mode):
     sim = pipedrive_simulator
-    register(WebhookApi(sim.base_url, sim.api_token), receiver.url, Credentials(USER, PASSWORD))
-    config = config_for(sim, webhook_database_url=postgres_url, webhook_schema=pg_schema)
-    catalog = catalog_with(config, ["persons"])
-    first = run(config, catalog=catalog)
-    assert first.error is None
+    config, catalog, first = webhooks_mode(["persons"])
     sim.webhook_switches(omit_fields=["visible_to"])  # "crucial fields only"
     sim.advance(60)
     people = sim.truth("persons")[:5]
@@ -148,16 +158,10 @@ def test_partial_payloads_are_fetched_by_id_in_one_request(
 
 
 def test_every_nth_run_polls_and_catches_what_no_event_brought(
-    pipedrive_simulator, receiver, postgres_url, pg_schema, run, config_for, catalog_with
+    pipedrive_simulator, run, webhooks_mode
 ):
     sim = pipedrive_simulator
-    register(WebhookApi(sim.base_url, sim.api_token), receiver.url, Credentials(USER, PASSWORD))
-    config = config_for(
-        sim, webhook_database_url=postgres_url, webhook_schema=pg_schema, webhook_poll_every_runs=2
-    )
-    catalog = catalog_with(config, ["organizations"])
-    first = run(config, catalog=catalog)  # run 1 polls
-    assert first.error is None
+    config, catalog, first = webhooks_mode(["organizations"], webhook_poll_every_runs=2)  # polls
     org = sim.truth("organizations")[0]
     sim.webhook_switches(stall=True)  # the event never arrives (as during a ban)
     sim.advance(60)
@@ -173,14 +177,10 @@ def test_every_nth_run_polls_and_catches_what_no_event_brought(
 
 
 def test_a_merge_flags_the_merged_deal_deleted_and_updates_the_survivor(
-    pipedrive_simulator, receiver, postgres_url, pg_schema, run, config_for, catalog_with
+    pipedrive_simulator, postgres_url, pg_schema, run, webhooks_mode
 ):
     sim = pipedrive_simulator
-    register(WebhookApi(sim.base_url, sim.api_token), receiver.url, Credentials(USER, PASSWORD))
-    config = config_for(sim, webhook_database_url=postgres_url, webhook_schema=pg_schema)
-    catalog = catalog_with(config, ["deals"])
-    first = run(config, catalog=catalog)
-    assert first.error is None
+    config, catalog, first = webhooks_mode(["deals"])
     merged, survivor = sim.truth("deals")[:2]
     sim.advance(60)
     sim.merge_deal(merged["id"], survivor["id"])
@@ -220,14 +220,10 @@ def _zoned_deals(sim, count):
 
 
 def test_time_fields_take_learned_zones_and_cost_nothing(
-    pipedrive_simulator, receiver, postgres_url, pg_schema, run, config_for, catalog_with
+    pipedrive_simulator, run, config_for, catalog_with, webhooks_mode
 ):
     sim = pipedrive_simulator
-    register(WebhookApi(sim.base_url, sim.api_token), receiver.url, Credentials(USER, PASSWORD))
-    config = config_for(sim, webhook_database_url=postgres_url, webhook_schema=pg_schema)
-    catalog = catalog_with(config, ["deals"])
-    first = run(config, catalog=catalog)  # the first run polls: the zones are learned
-    assert first.error is None
+    config, catalog, first = webhooks_mode(["deals"])  # the first run polls: the zones are learned
     sim.advance(600)
     sim.reset_stats()
     idle = run(config, state=first.state, catalog=catalog)

@@ -286,6 +286,66 @@ def history_streams() -> dict[str, str]:
     return {"TAP_PIPEDRIVE__SELECT_FILTER": json.dumps(list(HISTORY_STREAM_NAMES))}
 
 
+@pytest.fixture
+def events_schema(postgres_url: str, pg_schema: str) -> Iterator[str]:
+    """The webhook receiver's event-log schema of this test (dropped afterwards)."""
+    name = f"{pg_schema}_events"
+    yield name
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def webhooks_pipeline_factory(
+    pipeline_factory: Callable[..., Pipeline], postgres_url: str, events_schema: str
+) -> Iterator[Callable[..., tuple[Pipeline, Any]]]:
+    """``factory(simulator, **env) -> (pipeline, receiver)``: a Pipeline in webhooks mode (its
+    extra environment ``env``), with `tap-pipedrive-webhooks serve` started on the test's event
+    log and registered with the simulator (stopped afterwards)."""
+    sys.path.insert(0, str(ROOT / "tap-pipedrive" / "tests"))
+    from webhook_support import PASSWORD, USER, Receiver, receiver_command
+
+    receivers: list[Any] = []
+
+    def factory(simulator: Any, **env: str) -> tuple[Pipeline, Any]:
+        pipeline = pipeline_factory(simulator)
+        pipeline.extra_env.update(
+            {
+                "PIPEBOARD_WEBHOOK_DATABASE_URL": postgres_url,
+                "TAP_PIPEDRIVE_WEBHOOK_SCHEMA": events_schema,
+                **env,
+            }
+        )
+        receiver = Receiver(postgres_url, events_schema).start()
+        receivers.append(receiver)
+        register = subprocess.run(
+            [
+                *receiver_command(),
+                "register",
+                "--api-url",
+                simulator.base_url,
+                "--api-token",
+                simulator.api_token,
+                "--subscription-url",
+                receiver.url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={
+                "PATH": "",
+                "PIPEBOARD_WEBHOOK_USER": USER,
+                "PIPEBOARD_WEBHOOK_PASSWORD": PASSWORD,
+            },
+        )
+        assert register.returncode == 0, register.stderr
+        return pipeline, receiver
+
+    yield factory
+    for receiver in receivers:
+        receiver.stop()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -6,64 +6,20 @@ with the ids a later changelog read of the same changes gives (no duplicate row 
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from psycopg import sql
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tap-pipedrive" / "tests"))
-
-from webhook_support import PASSWORD, USER, Receiver, receiver_command
 
 SETTLE_SECONDS = 2.5  # the tap reads events stored at least 2 s ago (see events.py)
 
 
 @pytest.fixture
-def events_schema(postgres_url, pg_schema):
-    name = f"{pg_schema}_events"
-    yield name
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
-
-
-@pytest.fixture
-def webhooks_pipeline(
-    pipedrive_simulator_factory, pipeline_factory, postgres_url, events_schema, history_streams
-):
+def webhooks_pipeline(pipedrive_simulator_factory, webhooks_pipeline_factory, history_streams):
     sim = pipedrive_simulator_factory(deals=30, persons=12, organizations=8)
-    pipeline = pipeline_factory(sim)
-    pipeline.extra_env.update(
-        {
-            "PIPEBOARD_WEBHOOK_DATABASE_URL": postgres_url,
-            "TAP_PIPEDRIVE_WEBHOOK_SCHEMA": events_schema,
-            **history_streams,
-        }
-    )
-    receiver = Receiver(postgres_url, events_schema).start()
-    register = subprocess.run(
-        [
-            *receiver_command(),
-            "register",
-            "--api-url",
-            sim.base_url,
-            "--api-token",
-            sim.api_token,
-            "--subscription-url",
-            receiver.url,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"PATH": "", "PIPEBOARD_WEBHOOK_USER": USER, "PIPEBOARD_WEBHOOK_PASSWORD": PASSWORD},
-    )
-    assert register.returncode == 0, register.stderr
-    yield sim, pipeline
-    receiver.stop()
+    pipeline, _ = webhooks_pipeline_factory(sim, **history_streams)
+    return sim, pipeline
 
 
 def settle_and_sync(sim: Any, pipeline: Any) -> dict[str, Any]:

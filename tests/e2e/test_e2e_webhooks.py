@@ -8,23 +8,18 @@ way loses nothing (Pipedrive's retry delivers) and stores nothing twice.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
-import psycopg
 import pytest
 from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tap-pipedrive" / "tests"))
 
 from webhook_support import (
-    PASSWORD,
-    USER,
     Receiver,
-    receiver_command,
     stored_events,
 )
 
@@ -32,47 +27,10 @@ SETTLE_SECONDS = 2.5  # the tap reads events stored at least 2 s ago (see events
 
 
 @pytest.fixture
-def events_schema(postgres_url, pg_schema):
-    name = f"{pg_schema}_events"
-    yield name
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
-
-
-@pytest.fixture
-def webhooks_pipeline(pipedrive_simulator_factory, pipeline_factory, postgres_url, events_schema):
+def webhooks_pipeline(pipedrive_simulator_factory, webhooks_pipeline_factory):
     sim = pipedrive_simulator_factory(deals=60)
-    pipeline = pipeline_factory(sim)
-    pipeline.extra_env.update(
-        {
-            "PIPEBOARD_WEBHOOK_DATABASE_URL": postgres_url,
-            "TAP_PIPEDRIVE_WEBHOOK_SCHEMA": events_schema,
-        }
-    )
-    receiver = Receiver(postgres_url, events_schema).start()
-    register = subprocess.run(
-        [
-            *receiver_command(),
-            "register",
-            "--api-url",
-            sim.base_url,
-            "--api-token",
-            sim.api_token,
-            "--subscription-url",
-            receiver.url,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={
-            "PATH": "",
-            "PIPEBOARD_WEBHOOK_USER": USER,
-            "PIPEBOARD_WEBHOOK_PASSWORD": PASSWORD,
-        },
-    )
-    assert register.returncode == 0, register.stderr
-    yield sim, pipeline, receiver
-    receiver.stop()
+    pipeline, receiver = webhooks_pipeline_factory(sim)
+    return sim, pipeline, receiver
 
 
 def _settle(sim):

@@ -17,7 +17,7 @@ import typing as t
 import orjson
 
 from tap_pipedrive.store import KEY_PREFIX
-from tap_pipedrive.timestamps import TimestampError, format_time, parse_time
+from tap_pipedrive.timestamps import format_time, parse_update_time
 
 if t.TYPE_CHECKING:
     import redis
@@ -70,12 +70,7 @@ class DictionaryCache:
             return t.cast("Records", value), None
         if not isinstance(value, dict) or not isinstance(value.get("records"), list):
             return None
-        read_at = value.get("read_at")
-        try:
-            when = parse_time(read_at) if isinstance(read_at, str) else None
-        except TimestampError:
-            when = None
-        return t.cast("Records", value["records"]), when
+        return t.cast("Records", value["records"]), parse_update_time(value.get("read_at"))
 
     def put_dated(
         self, name: str, records: Records, read_at: dt.datetime, *, at_least_seconds: int = 0

@@ -59,7 +59,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from tap_pipedrive.timestamps import TimestampError, format_time, parse_time
+from tap_pipedrive.timestamps import format_time, parse_update_time
 
 if t.TYPE_CHECKING:
     from tap_pipedrive.base_stream import PipedriveStream
@@ -221,11 +221,7 @@ def refresh_units(stream: PipedriveStream) -> dict[str, dt.datetime | None]:
     stored = stored if isinstance(stored, dict) else {}
     units: dict[str, dt.datetime | None] = {}
     for part in parts:
-        value = stored.get(part)
-        try:
-            when = parse_time(value) if isinstance(value, str) else None
-        except TimestampError:
-            when = None
+        when = parse_update_time(stored.get(part))
         # A state from before the partitions were re-read one at a time: the stream's time.
         units[unit_name(stream, part)] = when or whole
     return units
@@ -255,13 +251,7 @@ def _seen_of(stream: PipedriveStream) -> set[tuple[str, ...] | None]:
 
 def checkpoint_of(stream: PipedriveStream, key: str = CHECKPOINT_KEY) -> dt.datetime | None:
     """The time the stream was last known current (or, ``REFRESH_KEY``, last re-read)."""
-    value = stream.stream_state.get(key)
-    if not isinstance(value, str):
-        return None
-    try:
-        return parse_time(value)
-    except TimestampError:
-        return None
+    return parse_update_time(stream.stream_state.get(key))
 
 
 def plan_change_feed(
@@ -389,10 +379,4 @@ def explain_with_events(
 def _item_time(item: dict[str, t.Any]) -> dt.datetime | None:
     """The time of the change recents lists (its record's update time)."""
     data = item.get("data")
-    value = data.get("update_time") if isinstance(data, dict) else None
-    if not isinstance(value, str):
-        return None
-    try:
-        return parse_time(value)
-    except TimestampError:
-        return None
+    return parse_update_time(data.get("update_time") if isinstance(data, dict) else None)
