@@ -13,7 +13,7 @@ import os
 import socket
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -74,6 +74,22 @@ def pg_schema(postgres_url: str) -> Iterator[str]:
     yield name
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def sibling_schema(postgres_url: str, pg_schema: str) -> Iterator[Callable[[str], str]]:
+    """``sibling_schema(suffix)``: the name of a further schema of this test (``pg_schema``
+    plus the suffix, created by whoever uses it); every one is dropped afterwards."""
+    names: list[str] = []
+
+    def name(suffix: str) -> str:
+        names.append(f"{pg_schema}_{suffix}")
+        return names[-1]
+
+    yield name
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        for made in names:
+            conn.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(made)))
 
 
 @pytest.fixture(scope="session")

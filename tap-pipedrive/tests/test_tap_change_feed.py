@@ -175,14 +175,12 @@ def test_a_change_to_one_entity_type_is_picked_up_and_only_its_stream_is_read(
     # More than the checkpoint's margin later (a change in the last minute before a run is
     # listed again by the next one's recents).
     sim.advance(120)
-    sim.reset_stats()
-    after = run(config, state=state)
-    assert after.error is None
-    sent = _requests(sim)
+    after, sent, renamed = _change_then_run(
+        sim, run, config, state, "organizations", organization["id"]
+    )
     assert sent[RECENTS] == 1
     assert sent["GET /api/v2/organizations"] == 1
     assert not set(sent) & (set(COVERED) - {"GET /api/v2/organizations"}), sent
-    renamed = [r for r in after.records("organizations") if r["id"] == organization["id"]]
     assert renamed
     assert renamed[-1]["name"] == "Renamed by the change feed test"
     # The unchanged streams kept their bookmarks; organizations' moved.
@@ -192,10 +190,10 @@ def test_a_change_to_one_entity_type_is_picked_up_and_only_its_stream_is_read(
     assert now["organizations"] != before["organizations"]
 
     # And the next idle run reads nothing covered again.
-    sim.reset_stats()
-    again = run(config, state=after.state)
-    assert again.error is None
-    assert not set(_requests(sim)) & set(COVERED)
+    _, sent, _ = _change_then_run(
+        sim, run, config, after.state, "organizations", organization["id"]
+    )
+    assert not set(sent) & set(COVERED)
 
 
 def test_a_change_just_before_a_run_is_loaded_and_not_polled_again_by_the_next(

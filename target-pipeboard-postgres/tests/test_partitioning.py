@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -124,12 +124,9 @@ def test_partition_names_fit_63_bytes_and_keep_their_month():
 
 
 @pytest.fixture
-def other_schema(postgres_url: str, pg_schema: str) -> Iterator[str]:
-    """A second schema for the same input loaded without partitions."""
-    name = f"{pg_schema}_plain"
-    yield name
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+def other_schema(sibling_schema: Callable[[str], str]) -> str:
+    """A second schema for the same input loaded without partitions (dropped afterwards)."""
+    return sibling_schema("plain")
 
 
 @pytest.fixture

@@ -287,12 +287,9 @@ def history_streams() -> dict[str, str]:
 
 
 @pytest.fixture
-def events_schema(postgres_url: str, pg_schema: str) -> Iterator[str]:
+def events_schema(sibling_schema: Callable[[str], str]) -> str:
     """The webhook receiver's event-log schema of this test (dropped afterwards)."""
-    name = f"{pg_schema}_events"
-    yield name
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+    return sibling_schema("events")
 
 
 @pytest.fixture
